@@ -1,0 +1,115 @@
+// The composition root. `buildApp(config)` creates the server (HTTPS + HTTP/2 with HTTP/1.1 through
+// ALPN, or cleartext HTTP/1.1 with TLS=off) and registers, top to bottom, what a request meets:
+// request id → edge policies → auth → routes; errors and metrics wrap them all.
+// Tests build the app through this same function.
+
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { DestinationStream } from 'pino'
+import type { Config } from './lib/config.ts'
+import { loadTlsMaterial, type TlsFiles } from './lib/tls.ts'
+import { ensureDevCertificate } from './certs/dev-cert.ts'
+import requestId, { requestIdFor } from './plugins/request-id.ts'
+import errors from './plugins/errors.ts'
+import metrics from './plugins/metrics.ts'
+import health from './plugins/health.ts'
+import tlsRotation from './plugins/tls.ts'
+import connections from './plugins/connections.ts'
+import healthRoutes from './routes/health.ts'
+import metricsRoutes from './routes/metrics.ts'
+import './lib/route-config.ts'
+
+export type App = FastifyInstance
+
+export interface BuildOptions {
+  /** Where logs go (default stdout). Tests pass a stream to read what was logged. */
+  logStream?: DestinationStream
+}
+
+/** Strips `access_token` from a logged URL: browsers must send WebSocket/SSE tokens in the query. */
+function redactUrl (url: string): string {
+  return url.includes('access_token=') ? url.replace(/([?&]access_token=)[^&]*/g, '$1[REDACTED]') : url
+}
+
+function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    ...(stream === undefined ? {} : { stream }),
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'token', '*.token', 'access_token'],
+      censor: '[REDACTED]'
+    },
+    serializers: {
+      req (req: { method: string, url: string, ip?: string, socket?: { remoteAddress?: string } }) {
+        return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip ?? req.socket?.remoteAddress }
+      }
+    }
+  }
+}
+
+async function resolveTlsFiles (config: Config): Promise<{ files: TlsFiles, generated: boolean }> {
+  const { certFile, keyFile, caFile } = config.tls
+  if (certFile !== undefined && keyFile !== undefined) return { files: { certFile, keyFile, caFile }, generated: false }
+  const dev = await ensureDevCertificate(config.certsDir)
+  return { files: { certFile: dev.certFile, keyFile: dev.keyFile, caFile }, generated: dev.generated }
+}
+
+export async function buildApp (config: Config, options: BuildOptions = {}): Promise<App> {
+  const h = config.http
+  const common: FastifyServerOptions = {
+    logger: loggerOptions(config, options.logStream),
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    bodyLimit: h.bodyLimit,
+    requestTimeout: h.requestTimeout,
+    keepAliveTimeout: h.keepAliveTimeout,
+    connectionTimeout: h.connectionTimeout,
+    return503OnClosing: true,
+    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } }
+  }
+
+  let app: App
+  let tls: { files: TlsFiles, generated: boolean } | undefined
+  if (config.tls.enabled) {
+    tls = await resolveTlsFiles(config)
+    const material = loadTlsMaterial(tls.files)
+    // The raw server is an Http2SecureServer here and an http.Server with TLS=off; nothing above
+    // the plugins touches it, so the app is typed as the common FastifyInstance.
+    app = Fastify({
+      ...common,
+      http2: true,
+      http2SessionTimeout: h.http2SessionTimeout,
+      https: {
+        allowHTTP1: true,
+        minVersion: 'TLSv1.3',
+        cert: material.cert,
+        key: material.key,
+        ca: material.ca,
+        requestCert: config.tls.clientAuth,
+        rejectUnauthorized: config.tls.clientAuth,
+        settings: { maxConcurrentStreams: h.http2MaxConcurrentStreams }
+      }
+    } as unknown as FastifyServerOptions) as unknown as App
+  } else {
+    app = Fastify(common)
+  }
+  // Fastify sets these on an http.Server only; the HTTP/1.1 side of the HTTP/2 server reads the same fields.
+  Object.assign(app.server, { headersTimeout: h.headersTimeout, requestTimeout: h.requestTimeout, keepAliveTimeout: h.keepAliveTimeout })
+  if (tls?.generated === true) app.log.info({ certFile: tls.files.certFile }, 'generated a self-signed development certificate (npm run certs regenerates it)')
+
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  // Cross-cutting foundations: ids first so every later log line and error carries one.
+  await typed.register(requestId)
+  await typed.register(errors)
+  await typed.register(metrics)
+  await typed.register(health)
+  await typed.register(connections)
+  if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: true })
+
+  // Routes.
+  await typed.register(healthRoutes)
+  await typed.register(metricsRoutes)
+
+  return app
+}

@@ -1,0 +1,215 @@
+// The one place that reads the environment: a TypeBox schema of every variable, checked at
+// start-up and turned into the typed `Config` that `buildApp(config)` receives.
+// A bad value becomes a `ConfigError` whose message is one line: variable, problem, expected form.
+
+import { existsSync, accessSync, readFileSync, constants as fsConstants } from 'node:fs'
+import { parseEnv } from 'node:util'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/** One variable: its schema carries the default and, in `expected`, the form we tell the user. */
+function env<T extends TSchema> (schema: T, expected: string): T {
+  return { ...schema, expected }
+}
+const int = (min: number, max: number, def: number, expected: string) =>
+  env(Type.Integer({ minimum: min, maximum: max, default: def }), expected)
+const oneOf = <const V extends string[]>(values: [...V], def: V[number]) =>
+  env(Type.Union(values.map((v) => Type.Literal(v)), { default: def }), `one of ${values.join(', ')}`)
+const optionalString = (expected: string) => Type.Optional(env(Type.String({ minLength: 1 }), expected))
+const optionalUrl = (expected: string) =>
+  Type.Optional(env(Type.String({ pattern: '^https?://[^\\s]+$' }), expected))
+
+export const EnvSchema = Type.Object({
+  NODE_ENV: oneOf(['development', 'production', 'test'], 'development'),
+  HOST: env(Type.String({ minLength: 1, pattern: '^[0-9A-Za-z.:\\-\\[\\]]+$', default: '127.0.0.1' }), 'a hostname or IP address'),
+  PORT: int(0, 65535, 3000, 'an integer 0–65535 (0 = any free port)'),
+  TLS: oneOf(['on', 'off'], 'on'),
+  TLS_CERT_FILE: optionalString('a path to a readable PEM certificate'),
+  TLS_KEY_FILE: optionalString('a path to a readable PEM private key'),
+  TLS_CA_FILE: optionalString('a path to a readable PEM CA bundle'),
+  TLS_CLIENT_AUTH: oneOf(['off', 'require'], 'off'),
+  CORS_ORIGINS: env(Type.String({ default: '', pattern: '^(|https?://[^\\s,/]+(,\\s*https?://[^\\s,/]+)*)$' }),
+    'comma-separated origins like https://app.example.com (scheme://host[:port], no path)'),
+  JWT_SECRET: Type.Optional(env(Type.String({ minLength: 32 }), 'a secret of at least 32 characters')),
+  JWT_PUBLIC_KEY_FILE: optionalString('a path to a readable PEM public key (RSA, EC or Ed25519)'),
+  JWKS_URL: optionalUrl('an http(s) URL of a JWKS document'),
+  JWT_ISSUER: optionalString('the expected iss claim'),
+  JWT_AUDIENCE: optionalString('the expected aud claim'),
+  JWT_CLOCK_TOLERANCE_S: int(0, 300, 5, 'seconds of clock skew tolerated, 0–300'),
+  RATE_LIMIT_MAX: int(1, 1_000_000, 300, 'a positive integer'),
+  RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000, 60_000, 'milliseconds, 1000–86400000'),
+  RATE_LIMIT_FAIL: oneOf(['open', 'closed'], 'open'),
+  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL')),
+  DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:'),
+  UPSTREAM_QUOTES_URL: optionalUrl('an http(s) base URL'),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
+  // Time between "not ready" and closing the listener, for load balancers to notice (k8s preStop).
+  SHUTDOWN_DRAIN_MS: int(0, 60_000, 0, 'milliseconds, 0–60000'),
+  // Server hardening. Each default is chosen for an API behind (or without) a load balancer.
+  // 1 MiB: JSON APIs rarely need more; larger uploads belong on a dedicated route.
+  BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024, 1024 * 1024, 'bytes, 1024–104857600'),
+  // 10 s to send the headers cuts slowloris clients early without hurting slow mobile links.
+  HEADERS_TIMEOUT_MS: int(1000, 120_000, 10_000, 'milliseconds, 1000–120000'),
+  // 30 s for a whole request (headers + body): an API call that takes longer is a bug or an attack.
+  REQUEST_TIMEOUT_MS: int(1000, 600_000, 30_000, 'milliseconds, 1000–600000'),
+  // 72 s: longer than the 60 s idle timeout of common load balancers, so they close first.
+  KEEP_ALIVE_TIMEOUT_MS: int(1000, 600_000, 72_000, 'milliseconds, 1000–600000'),
+  // Idle socket timeout: a connection silent for 2 min is dropped.
+  CONNECTION_TIMEOUT_MS: int(1000, 3_600_000, 120_000, 'milliseconds, 1000–3600000'),
+  // HTTP/2 sessions idle for 72 s are closed (same reasoning as keep-alive).
+  HTTP2_SESSION_TIMEOUT_MS: int(1000, 600_000, 72_000, 'milliseconds, 1000–600000'),
+  // 100 concurrent streams per session is the RFC 9113 recommended minimum and bounds per-client work.
+  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000')
+})
+
+type Env = Static<typeof EnvSchema>
+
+const expectedOf = (variable: string): string =>
+  (EnvSchema.properties as unknown as Record<string, { expected?: string } | undefined>)[variable]?.expected ?? 'a valid value'
+
+export class ConfigError extends Error {
+  readonly code = 'KEEL_CONFIG_INVALID'
+  readonly variable: string
+  constructor (variable: string, problem: string, expected: string) {
+    super(`invalid configuration: ${variable} ${problem}; expected ${expected}`)
+    this.name = 'ConfigError'
+    this.variable = variable
+  }
+}
+
+export interface Config {
+  env: 'development' | 'production' | 'test'
+  host: string
+  port: number
+  logLevel: Env['LOG_LEVEL']
+  tls: {
+    enabled: boolean
+    /** Explicit PEM files; when absent the dev pair in `certs/` is used (generated on first start). */
+    certFile?: string
+    keyFile?: string
+    caFile?: string
+    clientAuth: boolean
+  }
+  http: {
+    bodyLimit: number
+    headersTimeout: number
+    requestTimeout: number
+    keepAliveTimeout: number
+    connectionTimeout: number
+    http2SessionTimeout: number
+    http2MaxConcurrentStreams: number
+  }
+  cors: { origins: string[] }
+  auth: {
+    secret?: string
+    publicKeyFile?: string
+    jwksUrl?: string
+    issuer?: string
+    audience?: string
+    clockToleranceSec: number
+  }
+  rateLimit: { max: number, windowMs: number, failOpen: boolean }
+  redisUrl?: string
+  databaseFile: string
+  upstreams: { quotesUrl?: string }
+  shutdownTimeoutMs: number
+  shutdownDrainMs: number
+  /** Directory for generated development material (certificate, JWT secret). */
+  certsDir: string
+}
+
+type Source = Record<string, string | undefined>
+
+function readable (variable: string, path: string | undefined): void {
+  if (path === undefined) return
+  try {
+    accessSync(path, fsConstants.R_OK)
+  } catch {
+    throw new ConfigError(variable, `"${path}" is not a readable file`, expectedOf(variable))
+  }
+}
+
+/** Reads `.env` from the working directory under `source`: the environment keeps precedence. */
+function withDotEnv (source: Source, cwd: string): Source {
+  const file = `${cwd}/.env`
+  if (!existsSync(file)) return source
+  return { ...parseEnv(readFileSync(file, 'utf8')), ...source }
+}
+
+/** Builds the typed configuration from an environment; throws `ConfigError` on the first bad value. */
+export function loadConfig (source: Source = process.env, cwd: string = process.cwd()): Config {
+  const all = withDotEnv(source, cwd)
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = all[key]
+    if (value !== undefined && value !== '') raw[key] = value
+    else if (value === '' && key === 'CORS_ORIGINS') raw[key] = value
+  }
+  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
+  const first = Value.Errors(EnvSchema, withDefaults).First()
+  if (first !== undefined) {
+    const variable = first.path.replace(/^\//, '').split('/')[0]!
+    const given = raw[variable]
+    throw new ConfigError(variable, given === undefined ? 'is missing' : `has an invalid value ${JSON.stringify(String(given))}`, expectedOf(variable) ?? first.message)
+  }
+  const e = withDefaults as Env
+
+  if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
+    const missing = e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
+    throw new ConfigError(missing, 'is missing while its pair is set', 'TLS_CERT_FILE and TLS_KEY_FILE set together')
+  }
+  readable('TLS_CERT_FILE', e.TLS_CERT_FILE)
+  readable('TLS_KEY_FILE', e.TLS_KEY_FILE)
+  readable('TLS_CA_FILE', e.TLS_CA_FILE)
+  readable('JWT_PUBLIC_KEY_FILE', e.JWT_PUBLIC_KEY_FILE)
+  if (e.TLS_CLIENT_AUTH === 'require' && e.TLS_CA_FILE === undefined) {
+    throw new ConfigError('TLS_CA_FILE', 'is missing while TLS_CLIENT_AUTH=require', 'the CA that signs client certificates')
+  }
+  const authModes = [e.JWT_SECRET, e.JWT_PUBLIC_KEY_FILE, e.JWKS_URL].filter((v) => v !== undefined)
+  if (authModes.length > 1) {
+    throw new ConfigError('JWT_SECRET', 'is set together with another verification mode', 'exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
+  }
+  if (e.NODE_ENV === 'production' && authModes.length === 0) {
+    throw new ConfigError('JWT_SECRET', 'is missing in production (no generated development secret there)', 'one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
+  }
+
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    tls: {
+      enabled: e.TLS === 'on',
+      certFile: e.TLS_CERT_FILE,
+      keyFile: e.TLS_KEY_FILE,
+      caFile: e.TLS_CA_FILE,
+      clientAuth: e.TLS_CLIENT_AUTH === 'require'
+    },
+    http: {
+      bodyLimit: e.BODY_LIMIT_BYTES,
+      headersTimeout: e.HEADERS_TIMEOUT_MS,
+      requestTimeout: e.REQUEST_TIMEOUT_MS,
+      keepAliveTimeout: e.KEEP_ALIVE_TIMEOUT_MS,
+      connectionTimeout: e.CONNECTION_TIMEOUT_MS,
+      http2SessionTimeout: e.HTTP2_SESSION_TIMEOUT_MS,
+      http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS
+    },
+    cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') },
+    auth: {
+      secret: e.JWT_SECRET,
+      publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
+      jwksUrl: e.JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S
+    },
+    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, failOpen: e.RATE_LIMIT_FAIL === 'open' },
+    redisUrl: e.REDIS_URL,
+    databaseFile: e.DATABASE_FILE,
+    upstreams: { quotesUrl: e.UPSTREAM_QUOTES_URL },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+    certsDir: `${cwd}/certs`
+  }
+}

@@ -1,0 +1,42 @@
+// Graceful close for HTTP/1.1 connections. Fastify sends GOAWAY to HTTP/2 sessions on close, but
+// on an HTTP/2 server with allowHTTP1 it cannot close idle HTTP/1.1 keep-alive sockets
+// (`forceCloseConnections: 'idle'` needs closeIdleConnections, which Http2SecureServer lacks), and
+// `server.close()` would wait for them until keepAliveTimeout. This plugin closes idle ones at once
+// and lets busy ones finish their response with `Connection: close`.
+
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import fp from 'fastify-plugin'
+
+export default fp(async function connections (fastify) {
+  const inFlight = new Map<Socket, number>()
+  let closing = false
+
+  const track = (socket: Socket): void => {
+    if ((socket as TLSSocket).alpnProtocol === 'h2') return
+    inFlight.set(socket, 0)
+    socket.once('close', () => inFlight.delete(socket))
+  }
+  fastify.server.on('secureConnection', track)
+  fastify.server.on('connection', (socket: Socket) => { if (!('encrypted' in socket)) track(socket) })
+
+  fastify.addHook('onRequest', async (request) => {
+    const socket = request.raw.socket
+    const n = inFlight.get(socket)
+    if (n !== undefined) inFlight.set(socket, n + 1)
+  })
+  fastify.addHook('onSend', async (request, reply) => {
+    if (closing && inFlight.has(request.raw.socket)) reply.header('connection', 'close')
+  })
+  fastify.addHook('onResponse', async (request) => {
+    const socket = request.raw.socket
+    const n = inFlight.get(socket)
+    if (n === undefined) return
+    inFlight.set(socket, n - 1)
+    if (closing && n - 1 === 0) socket.destroySoon()
+  })
+  fastify.addHook('preClose', async () => {
+    closing = true
+    for (const [socket, n] of inFlight) if (n === 0) socket.destroySoon()
+  })
+}, { name: 'keel-connections' })

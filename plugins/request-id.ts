@@ -1,0 +1,21 @@
+// Request ids: the client's `x-request-id` when it is well-formed, a fresh UUID otherwise.
+// The id is echoed on every response (errors included) and carried by every log line of the request.
+
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import fp from 'fastify-plugin'
+
+// Bounded and boring: no CR/LF (header injection), nothing a log parser could trip on.
+const WELL_FORMED = /^[A-Za-z0-9._:@-]{1,128}$/
+
+/** Fastify's `genReqId`: runs before routing, so even a 404 gets the id. */
+export function requestIdFor (req: IncomingMessage): string {
+  const given = req.headers['x-request-id']
+  return typeof given === 'string' && WELL_FORMED.test(given) ? given : randomUUID()
+}
+
+export default fp(async function requestId (fastify) {
+  fastify.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+}, { name: 'keel-request-id' })

@@ -1,0 +1,49 @@
+// The process entry: load configuration, build the app, listen, and handle signals.
+// SIGTERM/SIGINT → not ready at once, stop accepting, finish in-flight work, exit 0 within
+// SHUTDOWN_TIMEOUT_MS (a second signal or the timeout forces exit 1). SIGHUP → reload TLS files.
+
+import closeWithGrace from 'close-with-grace'
+import { loadConfig, ConfigError, type Config } from './lib/config.ts'
+import { buildApp, type App } from './app.ts'
+
+function fail (message: string): never {
+  process.stderr.write(`keel: ${message}\n`)
+  process.exit(1)
+}
+
+let config: Config
+try {
+  config = loadConfig()
+} catch (err) {
+  fail(err instanceof ConfigError ? err.message : `cannot read configuration: ${(err as Error).message}`)
+}
+
+let app: App
+try {
+  app = await buildApp(config)
+} catch (err) {
+  fail(`cannot start: ${(err as Error).message}`)
+}
+
+closeWithGrace({
+  delay: config.shutdownTimeoutMs,
+  skip: ['SIGHUP'],
+  logger: { error: (message: string) => app.log.error(message) }
+}, async ({ signal, err }) => {
+  if (err !== undefined) app.log.fatal({ err }, 'fatal error; shutting down')
+  else app.log.info({ signal }, 'shutting down')
+  app.health.markShuttingDown()
+  if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs))
+  await app.close()
+  app.log.info('closed')
+})
+
+process.on('SIGHUP', () => {
+  if (config.tls.enabled) app.reloadTls()
+})
+
+try {
+  await app.listen({ host: config.host, port: config.port })
+} catch (err) {
+  fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`)
+}

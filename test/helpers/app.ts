@@ -1,0 +1,123 @@
+// Shared test helpers: build the app exactly as production does (buildApp over loadConfig), listen
+// on loopback, spawn the real entry point, and read what was logged. Every app is closed by the test.
+
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { PassThrough } from 'node:stream'
+import { once } from 'node:events'
+import { buildApp, type App } from '../../app.ts'
+import { loadConfig, type Config } from '../../lib/config.ts'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+/** HS256 secret every test app verifies with (>= 32 chars). */
+export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/** A fresh working directory: the dev certificate and JWT secret are generated inside it. */
+export function tempDir (prefix = 'keel-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix))
+}
+
+export function testConfig (env: Record<string, string | undefined> = {}, cwd = tempDir()): Config {
+  return loadConfig({
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    DATABASE_FILE: ':memory:',
+    JWT_SECRET: TEST_JWT_SECRET,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    ...env
+  }, cwd)
+}
+
+export interface LogCapture { lines: () => Array<Record<string, unknown>>, text: () => string }
+
+/** A log stream whose lines the test can read (JSON per line, as pino writes them). */
+export function captureLogs (): { stream: PassThrough, logs: LogCapture } {
+  const stream = new PassThrough()
+  let text = ''
+  stream.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  return {
+    stream,
+    logs: {
+      text: () => text,
+      lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+    }
+  }
+}
+
+export interface BuildResult { app: App, config: Config, logs: LogCapture }
+
+/** Builds (not listening) an app; closed when the test ends. Use `app.inject` against it. */
+export async function build (t: Teardown, env: Record<string, string | undefined> = {}, cwd?: string): Promise<BuildResult> {
+  const config = testConfig(env, cwd)
+  const { stream, logs } = captureLogs()
+  const app = await buildApp(config, { logStream: stream })
+  t.teardown(() => app.close())
+  return { app, config, logs }
+}
+
+export interface Listening extends BuildResult {
+  url: string
+  port: number
+  /** The server's certificate (PEM) to trust in clients; undefined with TLS=off. */
+  ca?: Buffer
+}
+
+/** Builds and listens on 127.0.0.1 with a free port. */
+export async function listen (t: Teardown, env: Record<string, string | undefined> = {}, cwd?: string): Promise<Listening> {
+  const built = await build(t, env, cwd)
+  await built.app.listen({ host: '127.0.0.1', port: 0 })
+  const address = built.app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const tls = built.config.tls.enabled
+  const ca = tls ? readFileSync(built.config.tls.certFile ?? join(built.config.certsDir, 'dev-cert.pem')) : undefined
+  return { ...built, port, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, ca }
+}
+
+export interface Spawned {
+  proc: ChildProcess
+  output: () => string
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>
+  port: number
+  url: string
+}
+
+/** Runs the real entry point (`node server.ts`) with the given environment. */
+export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tempDir()): Spawned {
+  const proc = spawn(process.execPath, [join(ROOT, 'server.ts')], {
+    cwd,
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  proc.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+  proc.stderr!.on('data', (c: Buffer) => { out += c.toString() })
+  const exited = once(proc, 'exit').then(([code]) => code as number | null)
+  t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL') })
+  const spawned: Spawned = { proc, output: () => out, exited, port: 0, url: '' }
+  return spawned
+}
+
+/** Waits (bounded) until the spawned server logs its address; fills in `port` and `url`. */
+export async function waitListening (s: Spawned, timeoutMs = 20_000): Promise<Spawned> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const m = /Server listening at (https?):\/\/127\.0\.0\.1:(\d+)/.exec(s.output())
+    if (m !== null) {
+      s.port = Number(m[2])
+      s.url = `${m[1]}://127.0.0.1:${s.port}`
+      return s
+    }
+    if (s.proc.exitCode !== null) break
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+      s.proc.stdout!.once('data', () => { clearTimeout(timer); resolve(undefined) })
+    })
+  }
+  throw new Error(`server did not start: ${s.output()}`)
+}
