@@ -15,6 +15,7 @@ import metrics from './plugins/metrics.ts'
 import health from './plugins/health.ts'
 import tlsRotation from './plugins/tls.ts'
 import connections from './plugins/connections.ts'
+import domainEvents from './plugins/domain-events.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
 import './lib/route-config.ts'
@@ -105,7 +106,17 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(metrics)
   await typed.register(health)
   await typed.register(connections)
-  if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: true })
+  await typed.register(domainEvents)
+  if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: config.tls.watchFiles })
+
+  // Edge policies, in the order a request meets them.
+  // (CORS → security headers → load shedding → compression → caching → rate limit)
+
+  // Authentication: verifies tokens and enforces each route's `config.auth`.
+
+  // Real-time: WebSocket hub and SSE.
+
+  // Upstream clients.
 
   // Routes.
   await typed.register(healthRoutes)

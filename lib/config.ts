@@ -28,6 +28,8 @@ export const EnvSchema = Type.Object({
   TLS_KEY_FILE: optionalString('a path to a readable PEM private key'),
   TLS_CA_FILE: optionalString('a path to a readable PEM CA bundle'),
   TLS_CLIENT_AUTH: oneOf(['off', 'require'], 'off'),
+  // Reload the pair when its files change; SIGHUP reloads either way.
+  TLS_WATCH_FILES: oneOf(['on', 'off'], 'on'),
   CORS_ORIGINS: env(Type.String({ default: '', pattern: '^(|https?://[^\\s,/]+(,\\s*https?://[^\\s,/]+)*)$' }),
     'comma-separated origins like https://app.example.com (scheme://host[:port], no path)'),
   JWT_SECRET: Type.Optional(env(Type.String({ minLength: 32 }), 'a secret of at least 32 characters')),
@@ -90,6 +92,7 @@ export interface Config {
     keyFile?: string
     caFile?: string
     clientAuth: boolean
+    watchFiles: boolean
   }
   http: {
     bodyLimit: number
@@ -184,7 +187,8 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       certFile: e.TLS_CERT_FILE,
       keyFile: e.TLS_KEY_FILE,
       caFile: e.TLS_CA_FILE,
-      clientAuth: e.TLS_CLIENT_AUTH === 'require'
+      clientAuth: e.TLS_CLIENT_AUTH === 'require',
+      watchFiles: e.TLS_WATCH_FILES === 'on'
     },
     http: {
       bodyLimit: e.BODY_LIMIT_BYTES,

@@ -24,7 +24,7 @@ export function tempDir (prefix = 'keel-test-'): string {
 export function testConfig (env: Record<string, string | undefined> = {}, cwd = tempDir()): Config {
   return loadConfig({
     NODE_ENV: 'test',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: 'info',
     DATABASE_FILE: ':memory:',
     JWT_SECRET: TEST_JWT_SECRET,
     HOST: '127.0.0.1',
@@ -33,7 +33,12 @@ export function testConfig (env: Record<string, string | undefined> = {}, cwd = 
   }, cwd)
 }
 
-export interface LogCapture { lines: () => Array<Record<string, unknown>>, text: () => string }
+export interface LogCapture {
+  lines: () => Array<Record<string, unknown>>
+  text: () => string
+  /** Resolves when a logged line's text matches `pattern` (already logged or later); rejects after `timeoutMs`. */
+  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<void>
+}
 
 /** A log stream whose lines the test can read (JSON per line, as pino writes them). */
 export function captureLogs (): { stream: PassThrough, logs: LogCapture } {
@@ -44,7 +49,20 @@ export function captureLogs (): { stream: PassThrough, logs: LogCapture } {
     stream,
     logs: {
       text: () => text,
-      lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+      lines: () => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>),
+      waitFor: async (pattern, timeoutMs = 5000) => {
+        if (pattern.test(text)) return
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => { stream.off('data', check); reject(new Error(`no log line matched ${pattern}`)) }, timeoutMs)
+          function check (): void {
+            if (!pattern.test(text)) return
+            clearTimeout(timer)
+            stream.off('data', check)
+            resolve()
+          }
+          stream.on('data', check)
+        })
+      }
     }
   }
 }

@@ -16,7 +16,7 @@ export interface Response {
   peerFingerprint?: string
 }
 
-export interface TlsClientOptions { ca?: Buffer | string, cert?: string, key?: string }
+export interface TlsClientOptions { ca?: Buffer | string | Array<Buffer | string>, cert?: string, key?: string }
 
 /** Opens an HTTP/2 session (closed by the caller or by `h2request` when `session` is not passed). */
 export async function h2session (url: string, tls: TlsClientOptions = {}): Promise<ClientHttp2Session> {

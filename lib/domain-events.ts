@@ -1,0 +1,36 @@
+// A small typed in-process event bus for things the domain announces (an item changed).
+// Producers (routes) emit; consumers (the WebSocket hub, SSE) subscribe. Listeners run
+// synchronously and a throwing listener never breaks the producer or the other listeners.
+
+export interface DomainEventMap {
+  'items:changed': { id: string, op: 'created' | 'updated' | 'deleted' }
+}
+export type DomainEventName = keyof DomainEventMap
+type Listener<E extends DomainEventName> = (data: DomainEventMap[E]) => void
+
+export interface DomainEvents {
+  emit: <E extends DomainEventName>(event: E, data: DomainEventMap[E]) => void
+  /** Returns the unsubscribe function. */
+  on: <E extends DomainEventName>(event: E, listener: Listener<E>) => () => void
+}
+
+export function createDomainEvents (onListenerError: (err: unknown, event: DomainEventName) => void): DomainEvents {
+  const listeners = new Map<DomainEventName, Set<Listener<DomainEventName>>>()
+  return {
+    emit (event, data) {
+      for (const listener of listeners.get(event) ?? []) {
+        try {
+          listener(data)
+        } catch (err) {
+          onListenerError(err, event)
+        }
+      }
+    },
+    on (event, listener) {
+      let set = listeners.get(event)
+      if (set === undefined) listeners.set(event, set = new Set())
+      set.add(listener as Listener<DomainEventName>)
+      return () => { set.delete(listener as Listener<DomainEventName>) }
+    }
+  }
+}
