@@ -15,6 +15,7 @@ import metrics from './plugins/metrics.ts'
 import health from './plugins/health.ts'
 import tlsRotation from './plugins/tls.ts'
 import connections from './plugins/connections.ts'
+import auth from './plugins/auth.ts'
 import domainEvents from './plugins/domain-events.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
@@ -113,6 +114,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // (CORS → security headers → load shedding → compression → caching → rate limit)
 
   // Authentication: verifies tokens and enforces each route's `config.auth`.
+  await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
   // Real-time: WebSocket hub and SSE.
 

@@ -38,6 +38,9 @@ export const EnvSchema = Type.Object({
   JWT_ISSUER: optionalString('the expected iss claim'),
   JWT_AUDIENCE: optionalString('the expected aud claim'),
   JWT_CLOCK_TOLERANCE_S: int(0, 300, 5, 'seconds of clock skew tolerated, 0–300'),
+  // Invalid tokens one client IP may present per minute before its token attempts get 429: far below
+  // the general budget, since a stream of bad tokens is guessing or a broken client, never normal use.
+  AUTH_FAILURE_LIMIT: int(1, 100_000, 20, 'invalid tokens per client IP per minute, 1–100000'),
   RATE_LIMIT_MAX: int(1, 1_000_000, 300, 'a positive integer'),
   RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000, 60_000, 'milliseconds, 1000–86400000'),
   RATE_LIMIT_FAIL: oneOf(['open', 'closed'], 'open'),
@@ -62,7 +65,29 @@ export const EnvSchema = Type.Object({
   // HTTP/2 sessions idle for 72 s are closed (same reasoning as keep-alive).
   HTTP2_SESSION_TIMEOUT_MS: int(1000, 600_000, 72_000, 'milliseconds, 1000–600000'),
   // 100 concurrent streams per session is the RFC 9113 recommended minimum and bounds per-client work.
-  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000')
+  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000'),
+  // WebSocket limits (GET /ws). 64 KiB frames: JSON events are small; a bigger frame is closed with 1009.
+  WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024, 64 * 1024, 'bytes, 1024–16777216'),
+  // 30 s pings keep idle connections alive through proxies and NATs that drop them after 60 s.
+  WS_PING_INTERVAL_MS: int(100, 600_000, 30_000, 'milliseconds, 100–600000'),
+  // A peer silent 10 s after a ping is dead (a phone that lost its network); must be below the interval.
+  WS_PONG_TIMEOUT_MS: int(50, 600_000, 10_000, 'milliseconds, 50–600000, below WS_PING_INTERVAL_MS'),
+  // 20 messages/s with bursts of 40 is far above a human (typing, clicks) and bounds a runaway client.
+  WS_MESSAGE_RATE: int(1, 100_000, 20, 'messages per second, 1–100000'),
+  WS_MESSAGE_BURST: int(1, 1_000_000, 40, 'messages, 1–1000000'),
+  // After 20 refused messages without slowing down enough for the budget to refill, close with 4003.
+  WS_RATE_CLOSE_AFTER: int(1, 100_000, 20, 'refused messages, 1–100000'),
+  // 10 connections per user on one instance: a few tabs and devices, not a leaked reconnect loop.
+  WS_MAX_CONNECTIONS_PER_USER: int(1, 100_000, 10, 'connections, 1–100000'),
+  // 100 rooms per connection bounds what one client can make the server hold.
+  WS_MAX_ROOMS_PER_CONNECTION: int(1, 100_000, 100, 'rooms, 1–100000'),
+  // 1 MiB of unsent data per connection (Centrifugo's default client queue): thousands of small
+  // messages of slack for a brief stall, while a client that stops reading costs at most that much.
+  WS_MAX_BUFFERED_BYTES: int(16 * 1024, 1024 * 1024 * 1024, 1024 * 1024, 'bytes, 16384–1073741824'),
+  // What a room without its own policy does with a consumer over that bound: close it (1008) or drop.
+  WS_SLOW_CONSUMER: oneOf(['close', 'drop'], 'close'),
+  // Time a peer gets to answer a close frame (shutdown, policy closes) before its socket is destroyed.
+  WS_CLOSE_GRACE_MS: int(10, 60_000, 2000, 'milliseconds, 10–60000')
 })
 
 type Env = Static<typeof EnvSchema>
@@ -103,6 +128,19 @@ export interface Config {
     http2SessionTimeout: number
     http2MaxConcurrentStreams: number
   }
+  ws: {
+    maxPayloadBytes: number
+    pingIntervalMs: number
+    pongTimeoutMs: number
+    messageRate: number
+    messageBurst: number
+    rateCloseAfter: number
+    maxConnectionsPerUser: number
+    maxRoomsPerConnection: number
+    maxBufferedBytes: number
+    slowConsumer: 'close' | 'drop'
+    closeGraceMs: number
+  }
   cors: { origins: string[] }
   auth: {
     secret?: string
@@ -111,6 +149,8 @@ export interface Config {
     issuer?: string
     audience?: string
     clockToleranceSec: number
+    /** Invalid tokens per client IP per minute before 429. */
+    failureLimit: number
   }
   rateLimit: { max: number, windowMs: number, failOpen: boolean }
   redisUrl?: string
@@ -166,6 +206,9 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
   readable('TLS_KEY_FILE', e.TLS_KEY_FILE)
   readable('TLS_CA_FILE', e.TLS_CA_FILE)
   readable('JWT_PUBLIC_KEY_FILE', e.JWT_PUBLIC_KEY_FILE)
+  if (e.WS_PONG_TIMEOUT_MS >= e.WS_PING_INTERVAL_MS) {
+    throw new ConfigError('WS_PONG_TIMEOUT_MS', `(${e.WS_PONG_TIMEOUT_MS}) is not below WS_PING_INTERVAL_MS (${e.WS_PING_INTERVAL_MS})`, expectedOf('WS_PONG_TIMEOUT_MS'))
+  }
   if (e.TLS_CLIENT_AUTH === 'require' && e.TLS_CA_FILE === undefined) {
     throw new ConfigError('TLS_CA_FILE', 'is missing while TLS_CLIENT_AUTH=require', 'the CA that signs client certificates')
   }
@@ -199,6 +242,19 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       http2SessionTimeout: e.HTTP2_SESSION_TIMEOUT_MS,
       http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS
     },
+    ws: {
+      maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+      pingIntervalMs: e.WS_PING_INTERVAL_MS,
+      pongTimeoutMs: e.WS_PONG_TIMEOUT_MS,
+      messageRate: e.WS_MESSAGE_RATE,
+      messageBurst: e.WS_MESSAGE_BURST,
+      rateCloseAfter: e.WS_RATE_CLOSE_AFTER,
+      maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
+      maxRoomsPerConnection: e.WS_MAX_ROOMS_PER_CONNECTION,
+      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+      slowConsumer: e.WS_SLOW_CONSUMER,
+      closeGraceMs: e.WS_CLOSE_GRACE_MS
+    },
     cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') },
     auth: {
       secret: e.JWT_SECRET,
@@ -206,7 +262,8 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       jwksUrl: e.JWKS_URL,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
-      clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S
+      clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S,
+      failureLimit: e.AUTH_FAILURE_LIMIT
     },
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, failOpen: e.RATE_LIMIT_FAIL === 'open' },
     redisUrl: e.REDIS_URL,

@@ -5,16 +5,28 @@
 /** `false` = public; `'optional'` = verify a token when sent; `{ scopes }` = token with every scope. */
 export type RouteAuth = false | 'optional' | { scopes: string[] }
 
-/** Cache-Control for successful GET/HEAD responses. */
+/**
+ * Caching policy, honoured by plugins/caching.ts. The Cache-Control fields apply to successful (2xx and
+ * 304) GET/HEAD responses; times are in seconds.
+ */
 export interface RouteCache {
+  /** `no-store`; excludes every other Cache-Control field. */
   noStore?: boolean
-  /** `private` for per-user responses; defaults to public when a max-age is given. */
+  /** `no-cache`: caches may store the response but must revalidate it (cheap with an ETag) before each reuse. */
+  noCache?: boolean
+  /** `private` for per-user responses (no `s-maxage` then); otherwise `public`. */
   private?: boolean
   maxAge?: number
+  /** Freshness for shared caches (CDNs) only. */
   sMaxAge?: number
   staleWhileRevalidate?: number
-  /** Compute a weak ETag from the body and answer If-None-Match (for computed responses). */
-  etag?: boolean
+  /**
+   * Who makes the ETag. `'computed'`: the plugin hashes the serialized 200 body into a weak tag and
+   * answers If-None-Match / If-Modified-Since with 304. `'resource'`: the handler sets a strong tag from
+   * the resource's version and evaluates preconditions itself (lib/conditional.ts); the plugin keeps
+   * that tag distinct per content-coding. Declare it on every route that sets its own ETag, writes included.
+   */
+  etag?: 'computed' | 'resource'
 }
 
 declare module 'fastify' {
