@@ -15,10 +15,24 @@ import metrics from './plugins/metrics.ts'
 import health from './plugins/health.ts'
 import tlsRotation from './plugins/tls.ts'
 import connections from './plugins/connections.ts'
-import auth from './plugins/auth.ts'
 import domainEvents from './plugins/domain-events.ts'
+import itemsStore from './plugins/items-store.ts'
+import securityHeaders from './plugins/security-headers.ts'
+import cors from './plugins/cors.ts'
+import loadShedding from './plugins/load-shedding.ts'
+import compress from './plugins/compress.ts'
+import caching from './plugins/caching.ts'
+import rateLimit from './plugins/rate-limit.ts'
+import auth from './plugins/auth.ts'
+import docs, { DOCS_PREFIX } from './plugins/docs.ts'
+import websocket from './plugins/websocket.ts'
+import upstreams from './plugins/upstreams.ts'
 import healthRoutes from './routes/health.ts'
 import metricsRoutes from './routes/metrics.ts'
+import quotesRoutes from './routes/quotes.ts'
+import itemsRoutes from './routes/items.ts'
+import wsRoutes from './routes/ws.ts'
+import { roomPolicies } from './routes/ws/rooms.ts'
 import './lib/route-config.ts'
 
 export type App = FastifyInstance
@@ -108,21 +122,38 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(health)
   await typed.register(connections)
   await typed.register(domainEvents)
+  await typed.register(itemsStore, { databaseFile: config.databaseFile })
   if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: config.tls.watchFiles })
 
   // Edge policies, in the order a request meets them.
-  // (CORS → security headers → load shedding → compression → caching → rate limit)
+  // (security headers → CORS → load shedding → compression → caching → rate limit)
+  // Security headers come first so that every response carries them, preflights answered by CORS included.
+  await typed.register(securityHeaders, { tls: config.tls.enabled, docsPrefix: DOCS_PREFIX })
+  await typed.register(cors, { origins: config.cors.origins })
+  await typed.register(loadShedding, config.loadShedding)
+  await typed.register(compress, { maxInflatedBytes: h.bodyLimit })
+  await typed.register(caching)
+  await typed.register(rateLimit, { rateLimit: config.rateLimit, redisUrl: config.redisUrl })
+
+  // API docs (/docs): documents every route registered after it. Public: registered before auth,
+  // whose default (a valid token) applies only to routes registered after auth.
+  await typed.register(docs)
 
   // Authentication: verifies tokens and enforces each route's `config.auth`.
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
   // Real-time: WebSocket hub and SSE.
+  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/routes/ws/events` })
 
   // Upstream clients.
+  await typed.register(upstreams, { upstreams: config.upstreams })
 
   // Routes.
   await typed.register(healthRoutes)
   await typed.register(metricsRoutes)
+  await typed.register(quotesRoutes)
+  await typed.register(itemsRoutes)
+  await typed.register(wsRoutes, { allowedOrigins: config.cors.origins, tls: config.tls.enabled })
 
   return app
 }

@@ -44,9 +44,35 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_MAX: int(1, 1_000_000, 300, 'a positive integer'),
   RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000, 60_000, 'milliseconds, 1000–86400000'),
   RATE_LIMIT_FAIL: oneOf(['open', 'closed'], 'open'),
+  // Load shedding (plugins/load-shedding.ts): past a limit, requests get 503 + Retry-After. 0 = check off.
+  // A 1 s mean event-loop delay is far above GC pauses and TLS handshakes: requests are queueing.
+  SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000, 1000, 'milliseconds, 0–60000 (0 = off)'),
+  // Memory limits depend on the container the service runs in: off until the deployment sets them.
+  SHED_MAX_HEAP_USED_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)'),
+  SHED_MAX_RSS_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)'),
   REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL')),
   DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:'),
   UPSTREAM_QUOTES_URL: optionalUrl('an http(s) base URL'),
+  // Outbound calls (lib/resilient-client.ts), one policy for every upstream.
+  // 3 s per call, retries included: a user waiting on Keel should not wait on a sick upstream longer.
+  UPSTREAM_TIMEOUT_MS: int(50, 600_000, 3000, 'milliseconds, 50–600000'),
+  // 1 s to connect: a healthy peer in the same region connects in single-digit ms.
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(10, 60_000, 1000, 'milliseconds, 10–60000'),
+  // Per attempt: 2 s for the response headers, 2 s of silence mid-body; room for one retry inside 3 s.
+  UPSTREAM_HEADERS_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
+  UPSTREAM_BODY_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
+  // Two retries cover a blip; the retry budget keeps them from multiplying load during an outage.
+  UPSTREAM_MAX_RETRIES: int(0, 10, 2, 'an integer 0–10'),
+  // Finagle's defaults: retries ≤ 20 % of calls plus 5 per second over a 10 s window (≈1.2× load in an outage).
+  UPSTREAM_RETRY_BUDGET_PERCENT: int(0, 100, 20, 'a percentage 0–100'),
+  UPSTREAM_RETRY_MIN_PER_SECOND: int(0, 10_000, 5, 'retries per second, 0–10000'),
+  // Open when over half of at least 10 attempts in the last 10 s failed; probe again after 10 s.
+  UPSTREAM_BREAKER_ERROR_PERCENT: int(1, 100, 50, 'a percentage 1–100'),
+  UPSTREAM_BREAKER_VOLUME: int(1, 1_000_000, 10, 'attempts, 1–1000000'),
+  UPSTREAM_BREAKER_RESET_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
+  // 64 concurrent calls (and pooled connections) per upstream, 64 more may queue; the rest get 503 at once.
+  UPSTREAM_MAX_CONCURRENCY: int(1, 10_000, 64, 'an integer 1–10000'),
+  UPSTREAM_MAX_QUEUE: int(0, 100_000, 64, 'an integer 0–100000'),
   LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
   SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
   // Time between "not ready" and closing the listener, for load balancers to notice (k8s preStop).
@@ -105,6 +131,23 @@ export class ConfigError extends Error {
   }
 }
 
+/** How every upstream client behaves (plugins/upstreams.ts turns it into client options). */
+export interface UpstreamPolicy {
+  timeoutMs: number
+  connectTimeoutMs: number
+  headersTimeoutMs: number
+  bodyTimeoutMs: number
+  maxRetries: number
+  /** Retries allowed per call, 0–1. */
+  retryBudgetRatio: number
+  retryMinPerSecond: number
+  breakerErrorPercent: number
+  breakerVolume: number
+  breakerResetMs: number
+  maxConcurrency: number
+  maxQueue: number
+}
+
 export interface Config {
   env: 'development' | 'production' | 'test'
   host: string
@@ -153,9 +196,11 @@ export interface Config {
     failureLimit: number
   }
   rateLimit: { max: number, windowMs: number, failOpen: boolean }
+  /** Load-shedding limits; 0 turns a check off. */
+  loadShedding: { maxEventLoopDelayMs: number, maxHeapUsedBytes: number, maxRssBytes: number }
   redisUrl?: string
   databaseFile: string
-  upstreams: { quotesUrl?: string }
+  upstreams: { quotesUrl?: string, policy: UpstreamPolicy }
   shutdownTimeoutMs: number
   shutdownDrainMs: number
   /** Directory for generated development material (certificate, JWT secret). */
@@ -188,6 +233,13 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
     const value = all[key]
     if (value !== undefined && value !== '') raw[key] = value
     else if (value === '' && key === 'CORS_ORIGINS') raw[key] = value
+  }
+  // TypeBox's Convert truncates "1.5" to 1 for integers; an operator who wrote 1.5 meant something else.
+  for (const [key, value] of Object.entries(raw)) {
+    const schema = (EnvSchema.properties as unknown as Record<string, { type?: string }>)[key]
+    if (schema?.type === 'integer' && !/^-?\d+$/.test(String(value))) {
+      throw new ConfigError(key, `has an invalid value ${JSON.stringify(String(value))}`, expectedOf(key))
+    }
   }
   const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
   const first = Value.Errors(EnvSchema, withDefaults).First()
@@ -266,9 +318,26 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       failureLimit: e.AUTH_FAILURE_LIMIT
     },
     rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, failOpen: e.RATE_LIMIT_FAIL === 'open' },
+    loadShedding: { maxEventLoopDelayMs: e.SHED_MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: e.SHED_MAX_HEAP_USED_BYTES, maxRssBytes: e.SHED_MAX_RSS_BYTES },
     redisUrl: e.REDIS_URL,
     databaseFile: e.DATABASE_FILE,
-    upstreams: { quotesUrl: e.UPSTREAM_QUOTES_URL },
+    upstreams: {
+      quotesUrl: e.UPSTREAM_QUOTES_URL,
+      policy: {
+        timeoutMs: e.UPSTREAM_TIMEOUT_MS,
+        connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+        headersTimeoutMs: e.UPSTREAM_HEADERS_TIMEOUT_MS,
+        bodyTimeoutMs: e.UPSTREAM_BODY_TIMEOUT_MS,
+        maxRetries: e.UPSTREAM_MAX_RETRIES,
+        retryBudgetRatio: e.UPSTREAM_RETRY_BUDGET_PERCENT / 100,
+        retryMinPerSecond: e.UPSTREAM_RETRY_MIN_PER_SECOND,
+        breakerErrorPercent: e.UPSTREAM_BREAKER_ERROR_PERCENT,
+        breakerVolume: e.UPSTREAM_BREAKER_VOLUME,
+        breakerResetMs: e.UPSTREAM_BREAKER_RESET_MS,
+        maxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
+        maxQueue: e.UPSTREAM_MAX_QUEUE
+      }
+    },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     certsDir: `${cwd}/certs`

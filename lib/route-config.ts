@@ -33,5 +33,7 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: RouteAuth
     cache?: RouteCache
+    /** `false` = never shed under load (probes, the metrics scrape): see plugins/load-shedding.ts. */
+    loadShedding?: false
   }
 }

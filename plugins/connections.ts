@@ -5,7 +5,7 @@
 // and lets busy ones finish their response with `Connection: close`.
 
 import type { Socket } from 'node:net'
-import type { TLSSocket } from 'node:tls'
+import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import fp from 'fastify-plugin'
 
 export default fp(async function connections (fastify) {
@@ -17,8 +17,10 @@ export default fp(async function connections (fastify) {
     inFlight.set(socket, 0)
     socket.once('close', () => inFlight.delete(socket))
   }
-  fastify.server.on('secureConnection', track)
-  fastify.server.on('connection', (socket: Socket) => { if (!('encrypted' in socket)) track(socket) })
+  // On a TLS server 'connection' carries the raw TCP socket under the TLSSocket: tracking it would
+  // destroy every TLS connection (h2 sessions, upgraded WebSockets) as "idle" at close.
+  if (fastify.server instanceof TlsServer) fastify.server.on('secureConnection', track)
+  else fastify.server.on('connection', track)
 
   fastify.addHook('onRequest', async (request) => {
     const socket = request.raw.socket

@@ -6,10 +6,10 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { AppError, ErrorCode, codeForStatus, toProblem, type FieldError } from '../lib/errors.ts'
 
-const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
+export const PROBLEM_JSON = 'application/problem+json; charset=utf-8'
 
 /** The path only: query strings may hold tokens (`?access_token=`) and never echo back. */
-function instanceOf (request: FastifyRequest): string {
+export function instanceOf (request: FastifyRequest): string {
   const q = request.url.indexOf('?')
   return q === -1 ? request.url : request.url.slice(0, q)
 }
@@ -34,7 +34,9 @@ export function sendProblem (request: FastifyRequest, reply: FastifyReply, error
   const instance = instanceOf(request)
   const requestId = String(request.id)
   if (error instanceof AppError) {
-    if (error.statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    // A typed 5xx (upstream down, breaker open) is an expected condition, reported by metrics and
+    // health too: a warning, so an outage does not flood the error log with one line per refusal.
+    if (error.statusCode >= 500) request.log.warn({ code: error.code, detail: error.message }, 'request failed')
     return reply.code(error.statusCode).headers(error.headers).type(PROBLEM_JSON)
       .send(toProblem(error.code, error.statusCode, error.message, instance, { requestId, errors: error.errors }))
   }

@@ -8,7 +8,9 @@ const Check = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal
 const Ready = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]), checks: Type.Record(Type.String(), Check) })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const probe = { auth: false, rateLimit: false, cache: { noStore: true } } as const
+  // Probes are never shed under load: a shed liveness probe gets a busy process killed, and readiness
+  // must be able to say why the instance is not ready.
+  const probe = { auth: false, rateLimit: false, cache: { noStore: true }, loadShedding: false } as const
 
   fastify.get('/health/live', {
     config: probe,

@@ -14,6 +14,7 @@ const badStarts: Array<[string, Record<string, string>, RegExp]> = [
   ['only the certificate of the pair', { TLS_CERT_FILE: '/etc/hostname' }, /TLS_KEY_FILE is missing while its pair is set/],
   ['an unknown TLS value', { TLS: 'maybe' }, /TLS .*"maybe".*expected one of on, off/],
   ['a bad number', { RATE_LIMIT_MAX: '12abc' }, /RATE_LIMIT_MAX .*"12abc".*expected a positive integer/],
+  ['a fractional port', { PORT: '1.5' }, /PORT .*"1\.5".*expected an integer/],
   ['mutual TLS without a CA', { TLS_CLIENT_AUTH: 'require' }, /TLS_CA_FILE is missing while TLS_CLIENT_AUTH=require/],
   ['production without a token verification setting', { NODE_ENV: 'production', JWT_SECRET: '' }, /JWT_SECRET is missing in production/]
 ]
@@ -65,4 +66,25 @@ t.test('a bad value is a ConfigError naming the variable', async (t) => {
   t.throws(() => loadConfig({ CORS_ORIGINS: 'https://ok.example,not a url' }, tempDir()), { name: 'ConfigError', variable: 'CORS_ORIGINS' })
   t.throws(() => loadConfig({ PORT: '-1' }, tempDir()), ConfigError)
   t.throws(() => loadConfig({ JWT_SECRET: 'x'.repeat(32), JWKS_URL: 'https://idp.example/jwks' }, tempDir()), /exactly one of/)
+})
+
+t.test('WebSocket limits: documented defaults, and a pong timeout not below the ping interval is refused', async (t) => {
+  const config = loadConfig({}, tempDir())
+  t.same(config.ws, {
+    maxPayloadBytes: 65_536,
+    pingIntervalMs: 30_000,
+    pongTimeoutMs: 10_000,
+    messageRate: 20,
+    messageBurst: 40,
+    rateCloseAfter: 20,
+    maxConnectionsPerUser: 10,
+    maxRoomsPerConnection: 100,
+    maxBufferedBytes: 1_048_576,
+    slowConsumer: 'close',
+    closeGraceMs: 2000
+  })
+  t.throws(() => loadConfig({ WS_PING_INTERVAL_MS: '1000', WS_PONG_TIMEOUT_MS: '1000' }, tempDir()),
+    { name: 'ConfigError', variable: 'WS_PONG_TIMEOUT_MS', message: /is not below WS_PING_INTERVAL_MS/ })
+  t.throws(() => loadConfig({ WS_SLOW_CONSUMER: 'block' }, tempDir()), { name: 'ConfigError', variable: 'WS_SLOW_CONSUMER', message: /one of close, drop/ })
+  t.throws(() => loadConfig({ WS_MAX_PAYLOAD_BYTES: '10' }, tempDir()), { name: 'ConfigError', variable: 'WS_MAX_PAYLOAD_BYTES' })
 })

@@ -121,6 +121,25 @@ export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tem
   return spawned
 }
 
+/** Resolves when the process output matches `pattern`; rejects after `timeoutMs` or when it exits first. */
+export async function waitOutput (s: Spawned, pattern: RegExp, timeoutMs = 5000): Promise<void> {
+  if (pattern.test(s.output())) return
+  await new Promise<void>((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer)
+      s.proc.stdout!.off('data', check)
+      s.proc.off('exit', onExit)
+      if (err === undefined) resolve(); else reject(err)
+    }
+    const check = (): void => { if (pattern.test(s.output())) done() }
+    const onExit = (): void => { if (pattern.test(s.output())) done(); else done(new Error(`exited before output matched ${pattern}`)) }
+    const timer = setTimeout(() => done(new Error(`output did not match ${pattern} within ${timeoutMs} ms`)), timeoutMs)
+    // Registered after the helper's own listener, so the output already holds the chunk.
+    s.proc.stdout!.on('data', check)
+    s.proc.once('exit', onExit)
+  })
+}
+
 /** Waits (bounded) until the spawned server logs its address; fills in `port` and `url`. */
 export async function waitListening (s: Spawned, timeoutMs = 20_000): Promise<Spawned> {
   const deadline = Date.now() + timeoutMs

@@ -51,16 +51,15 @@ export async function h1request (url: string, options: RequestOptions & TlsClien
   const req = send(u, { ALPNProtocols: ['http/1.1'], servername: 'localhost', agent: false, ...options } as RequestOptions)
   req.end(options.body)
   const [res] = await once(req, 'response') as [import('node:http').IncomingMessage]
-  let text = ''
-  res.setEncoding('utf8')
-  for await (const chunk of res) text += chunk
+  // Read the connection facts now: a keep-alive agent takes the socket back once the body is read.
   const socket = res.socket as TLSSocket
-  return {
-    status: res.statusCode ?? 0,
-    headers: res.headers,
-    body: text,
+  const facts = {
     alpn: socket.alpnProtocol ?? undefined,
     tlsVersion: socket.getProtocol?.() ?? null,
     peerFingerprint: socket.getPeerCertificate?.().fingerprint256
   }
+  let text = ''
+  res.setEncoding('utf8')
+  for await (const chunk of res) text += chunk
+  return { status: res.statusCode ?? 0, headers: res.headers, body: text, ...facts }
 }

@@ -1,0 +1,86 @@
+// An HTTP contender: a server process from bench/servers/ plus the load generator that measures it.
+// Before any load, one probe request checks the route answers 2xx and records which edge policies
+// left their mark on the response, so a table never silently compares a stack with half its policies off.
+
+import type { IncomingHttpHeaders } from 'node:http'
+import { ensureDevCertificate } from '../../certs/dev-cert.ts'
+import { autocannonWindow, h2loadWindow, probe, type HttpLoad } from './load.ts'
+import { startServer } from './server-process.ts'
+import type { Contender, RunSettings } from './scenario.ts'
+
+export interface HttpContenderSpec {
+  id: string
+  label: string
+  /** File under bench/servers/. */
+  script: string
+  /** HTTPS + HTTP/2 (measured with h2load); otherwise cleartext HTTP/1.1 (measured with autocannon). */
+  tls?: boolean
+  load: HttpLoad
+  /** CPU-profile the server's serving phase into this file (the profiling pass). */
+  profileFile?: string
+}
+
+const certificates = new Map<string, Promise<{ certFile: string, keyFile: string }>>()
+/** One self-signed certificate per run, shared by every TLS server of it. */
+function benchCertificate (workDir: string): Promise<{ certFile: string, keyFile: string }> {
+  let pair = certificates.get(workDir)
+  if (pair === undefined) {
+    pair = ensureDevCertificate(`${workDir}/certs`)
+    certificates.set(workDir, pair)
+  }
+  return pair
+}
+
+const POLICY_MARKS: Array<[string, (h: IncomingHttpHeaders) => boolean]> = [
+  ['request id', (h) => h['x-request-id'] !== undefined],
+  ['CORS', (h) => h['access-control-allow-origin'] !== undefined],
+  ['security headers', (h) => h['x-content-type-options'] !== undefined || h['content-security-policy'] !== undefined],
+  ['Cache-Control', (h) => h['cache-control'] !== undefined],
+  ['ETag', (h) => h.etag !== undefined],
+  ['rate limit', (h) => Object.keys(h).some((name) => /^(x-)?ratelimit/.test(name))]
+]
+
+/** Which policies' headers a response carries, and how its body was encoded. */
+export function describeResponse (headers: IncomingHttpHeaders): string {
+  const seen = POLICY_MARKS.filter(([, has]) => has(headers)).map(([name]) => name)
+  const absent = POLICY_MARKS.filter(([, has]) => !has(headers)).map(([name]) => name)
+  const coding = headers['content-encoding']
+  // A buffered (synchronously compressed) body has a length; a streamed one has none (chunked on HTTP/1.1).
+  const encoding = coding === undefined
+    ? 'not compressed'
+    : `${coding}, ${headers['content-length'] !== undefined ? 'buffered (content-length set: synchronous path)' : 'streamed (no content-length: stream path)'}`
+  // What the header block weighs on HTTP/1.1 (name: value CRLF): every added header is written on every response.
+  const headerBytes = Object.entries(headers)
+    .filter(([name]) => !name.startsWith(':'))
+    .reduce((sum, [name, value]) => sum + [value].flat().reduce((s, v) => s + name.length + String(v).length + 4, 0), 0)
+  return `${Object.keys(headers).filter((n) => !n.startsWith(':')).length} headers (${headerBytes} B); ` +
+    `policy headers seen: ${seen.join(', ') || 'none'}${absent.length > 0 ? `; absent: ${absent.join(', ')}` : ''}; body ${encoding}`
+}
+
+export function httpContender (spec: HttpContenderSpec): Contender {
+  return {
+    id: spec.id,
+    label: spec.label,
+    start: async (settings: RunSettings) => {
+      const tls = spec.tls === true ? await benchCertificate(settings.workDir) : undefined
+      const server = await startServer({ script: spec.script, options: { tls, profileFile: spec.profileFile }, cpu: settings.pinning?.server })
+      const origin = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`
+      try {
+        const response = await probe(origin, spec.load.path, spec.load.headers)
+        if (response.status < 200 || response.status > 299) throw new Error(`${spec.label} answered ${response.status} on GET ${spec.load.path}`)
+        const notes = [`${response.bytes} B body, ${describeResponse(response.headers)}`]
+        return {
+          notes,
+          cpuSeconds: server.cpuSeconds,
+          measure: (seconds) => tls === undefined
+            ? autocannonWindow(origin, spec.load, seconds)
+            : h2loadWindow(origin, spec.load, seconds, settings.pinning?.load),
+          stop: server.stop
+        }
+      } catch (err) {
+        await server.stop()
+        throw err
+      }
+    }
+  }
+}

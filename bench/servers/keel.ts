@@ -1,0 +1,57 @@
+// Keel as production builds it — `buildApp(loadConfig(...))` — plus the benchmark's routes, declared the
+// way a route author declares theirs, so every edge policy in app.ts applies to them. Also seeds the
+// items resource so `GET /api/v1/items?limit=1` serves a real page from SQLite.
+
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../app.ts'
+import { loadConfig } from '../../lib/config.ts'
+import type { AuthUser } from '../../lib/access-token.ts'
+import { announceListening, closeOnSignal, serverOptions } from '../lib/serve.ts'
+import {
+  BENCH_JWT_SECRET, BENCH_ORIGIN, BENCH_RATE_LIMIT, LARGE_PATH, ME_PATH, SMALL_PATH, largeBody, meSchema, pageSchema, smallBody
+} from '../lib/workload.ts'
+
+const SEEDED_ITEMS = 20
+
+/** The benchmark's routes, with the same policies as Keel's public list (and a token-protected one). */
+async function benchRoutes (fastify: FastifyInstance): Promise<void> {
+  const publicPage = { auth: false as const, cache: { noCache: true, etag: 'computed' as const } }
+  fastify.get(SMALL_PATH, { config: publicPage, schema: { response: { 200: pageSchema } } }, async () => smallBody)
+  fastify.get(LARGE_PATH, { config: publicPage, schema: { response: { 200: pageSchema } } }, async () => largeBody)
+  // No `config.auth`: a valid token is required, as on any route that does not say otherwise.
+  fastify.get(ME_PATH, { config: { cache: { private: true, noCache: true } }, schema: { response: { 200: meSchema } } },
+    async (request) => {
+      const user = request.user as AuthUser
+      return { sub: user.sub, scopes: user.scopes }
+    })
+}
+
+const options = serverOptions()
+// A private working directory: no `.env` from the checkout is read, nothing is written into certs/.
+const cwd = mkdtempSync(join(tmpdir(), 'keel-bench-'))
+const config = loadConfig({
+  NODE_ENV: 'production',
+  HOST: '127.0.0.1',
+  PORT: '0',
+  // Per-request access logs off: the peers log nothing either. Warnings and errors still go out.
+  LOG_LEVEL: 'warn',
+  TLS: options.tls === undefined ? 'off' : 'on',
+  TLS_CERT_FILE: options.tls?.certFile,
+  TLS_KEY_FILE: options.tls?.keyFile,
+  TLS_WATCH_FILES: 'off',
+  CORS_ORIGINS: BENCH_ORIGIN,
+  JWT_SECRET: BENCH_JWT_SECRET,
+  RATE_LIMIT_MAX: String(BENCH_RATE_LIMIT.max),
+  RATE_LIMIT_WINDOW_MS: String(BENCH_RATE_LIMIT.windowMs),
+  DATABASE_FILE: ':memory:'
+}, cwd)
+
+const app = await buildApp(config)
+await app.register(benchRoutes)
+for (let n = 1; n <= SEEDED_ITEMS; n++) app.items.create({ name: `Seeded item ${n}`, tags: ['bench'] })
+await app.listen({ host: '127.0.0.1', port: 0 })
+await announceListening(app.server)
+closeOnSignal(() => app.close())
