@@ -32,6 +32,7 @@ import metricsRoutes from './routes/metrics.ts'
 import quotesRoutes from './routes/quotes.ts'
 import itemsRoutes from './routes/items.ts'
 import wsRoutes from './routes/ws.ts'
+import sseRoutes from './routes/sse.ts'
 import { roomPolicies } from './routes/ws/rooms.ts'
 import './lib/route-config.ts'
 
@@ -154,6 +155,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(quotesRoutes)
   await typed.register(itemsRoutes)
   await typed.register(wsRoutes, { allowedOrigins: config.cors.origins, tls: config.tls.enabled })
+  await typed.register(sseRoutes, {
+    allowedOrigins: config.cors.origins,
+    tls: config.tls.enabled,
+    heartbeatMs: config.sse.heartbeatMs,
+    maxBufferedBytes: config.ws.maxBufferedBytes,
+    maxRooms: config.ws.maxRoomsPerConnection
+  })
 
   return app
 }

@@ -113,7 +113,12 @@ export const EnvSchema = Type.Object({
   // What a room without its own policy does with a consumer over that bound: close it (1008) or drop.
   WS_SLOW_CONSUMER: oneOf(['close', 'drop'], 'close'),
   // Time a peer gets to answer a close frame (shutdown, policy closes) before its socket is destroyed.
-  WS_CLOSE_GRACE_MS: int(10, 60_000, 2000, 'milliseconds, 10–60000')
+  WS_CLOSE_GRACE_MS: int(10, 60_000, 2000, 'milliseconds, 10–60000'),
+  // SSE (GET /sse) comment heartbeat: 15 s stays under the 30–60 s idle timeouts of common proxies.
+  SSE_HEARTBEAT_MS: int(100, 600_000, 15_000, 'milliseconds, 100–600000'),
+  // Sequenced messages kept per room (in memory, up to 1000 rooms) for SSE Last-Event-ID replay. Off (0)
+  // by default: retained messages kept the server's RSS tens of MiB up after bursts of large messages.
+  ROOM_HISTORY_SIZE: int(0, 100_000, 0, 'messages, 0–100000 (0 = no history)')
 })
 
 type Env = Static<typeof EnvSchema>
@@ -183,7 +188,9 @@ export interface Config {
     maxBufferedBytes: number
     slowConsumer: 'close' | 'drop'
     closeGraceMs: number
+    historySize: number
   }
+  sse: { heartbeatMs: number }
   cors: { origins: string[] }
   auth: {
     secret?: string
@@ -305,8 +312,10 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       maxRoomsPerConnection: e.WS_MAX_ROOMS_PER_CONNECTION,
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       slowConsumer: e.WS_SLOW_CONSUMER,
-      closeGraceMs: e.WS_CLOSE_GRACE_MS
+      closeGraceMs: e.WS_CLOSE_GRACE_MS,
+      historySize: e.ROOM_HISTORY_SIZE
     },
+    sse: { heartbeatMs: e.SSE_HEARTBEAT_MS },
     cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') },
     auth: {
       secret: e.JWT_SECRET,

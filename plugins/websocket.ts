@@ -13,7 +13,7 @@ import type { Config } from '../lib/config.ts'
 import type { AuthUser } from '../lib/access-token.ts'
 import { AppError, ErrorCode } from '../lib/errors.ts'
 import { EventRouter, WsErrorCode, loadEventDirectory } from '../lib/event-router.ts'
-import { RoomHub, type RoomPolicy } from '../lib/room-hub.ts'
+import { RoomHub, createMemoryHistory, type RoomPolicy } from '../lib/room-hub.ts'
 import { CloseCode, WsConnection, type ConnectionPolicy } from '../lib/ws-connection.ts'
 
 export interface WebSocketSessions {
@@ -76,6 +76,8 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
     policies: options.rooms,
     slowConsumer: limits.slowConsumer,
     maxRoomsPerConnection: limits.maxRoomsPerConnection,
+    // Bounded, in memory, off by default (ROOM_HISTORY_SIZE): lets an SSE client resume from Last-Event-ID.
+    history: limits.historySize > 0 ? createMemoryHistory(limits.historySize) : undefined,
     onDelivered: (packet, count) => { if (count > 0) metrics.sent(packet.event).inc(count) }
   })
   const router = new EventRouter(await loadEventDirectory(options.eventsDir), {

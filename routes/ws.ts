@@ -13,19 +13,26 @@ export interface WsRouteOptions {
   tls: boolean
 }
 
-const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) => {
+/**
+ * An onRequest hook for credentialed streams (WebSocket, SSE): a browser always sends Origin, and a
+ * page may open one only to its own server or a listed origin. `what` names the stream in the 403.
+ */
+export function originCheck (options: WsRouteOptions, what: string): (request: FastifyRequest) => Promise<void> {
   const allowed = new Set(options.allowedOrigins)
   // Behind a TLS-terminating proxy (TLS=off) the browser's origin is https:// while we see http.
   const ownSchemes = options.tls ? ['https://'] : ['https://', 'http://']
-
-  /** A browser always sends Origin; a page may open sockets only to its own server or a listed origin. */
-  async function checkOrigin (request: FastifyRequest): Promise<void> {
+  const refusal = `this Origin may not open ${what} (not the server itself nor listed in CORS_ORIGINS)`
+  return async function checkOrigin (request) {
     const origin = request.headers.origin
     if (origin === undefined || allowed.has(origin)) return
     const host = request.headers.host
     if (host !== undefined && ownSchemes.some((scheme) => origin === scheme + host)) return
-    throw new AppError(ErrorCode.FORBIDDEN, 'this Origin may not open WebSocket connections (not the server itself nor listed in CORS_ORIGINS)')
+    throw new AppError(ErrorCode.FORBIDDEN, refusal)
   }
+}
+
+const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) => {
+  const checkOrigin = originCheck(options, 'WebSocket connections')
 
   async function authenticate (request: FastifyRequest): Promise<void> {
     const user = await fastify.authenticate(request, { allowQueryToken: true })

@@ -1,0 +1,264 @@
+// GET /sse against a real listening server, over HTTP/2 and HTTP/1.1: auth like /ws, room policies,
+// the stream's framing and headers, Last-Event-ID replay, heartbeats and shutdown.
+
+import t from 'tap'
+import { once } from 'node:events'
+import { connect as h2connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
+import { request as httpsRequest } from 'node:https'
+import type { IncomingMessage } from 'node:http'
+import { listen, type Listening } from '../helpers/app.ts'
+import { testToken, tokenFixture } from '../helpers/tokens.ts'
+import { openSocket } from '../helpers/ws.ts'
+
+interface Teardown { teardown: (fn: () => unknown) => void }
+
+/** One parsed SSE block: an event, or a comment (`: ping`). */
+interface SseEvent { id?: string, event?: string, data?: string, comment?: string }
+
+interface SseClient {
+  status: number
+  headers: Record<string, unknown>
+  /** The whole body, for refusals (problem+json). */
+  body: () => Promise<string>
+  /** The next unread block matching `predicate`, waiting at most `timeoutMs`. */
+  next: (predicate: (e: SseEvent) => boolean, timeoutMs?: number) => Promise<SseEvent>
+  /** Resolves when the server ends the stream. */
+  ended: (timeoutMs?: number) => Promise<void>
+  close: () => void
+}
+
+function parseBlock (block: string): SseEvent {
+  const e: SseEvent = {}
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) e.comment = line.slice(1).trim()
+    else {
+      const i = line.indexOf(':')
+      const field = line.slice(0, i)
+      const value = line.slice(i + 1).replace(/^ /, '')
+      if (field === 'id' || field === 'event' || field === 'data') e[field] = value
+    }
+  }
+  return e
+}
+
+interface OpenOptions { path?: string, token?: string | null, headers?: Record<string, string>, h1?: boolean }
+
+/** Opens /sse (HTTP/2 unless `h1`) and parses the stream incrementally as it arrives. */
+async function openSse (t: Teardown, server: Listening, options: OpenOptions = {}): Promise<SseClient> {
+  const path = options.path ?? '/sse?room=lobby'
+  const token = options.token === undefined ? testToken({ sub: 'user-1' }) : options.token
+  const headers: Record<string, string> = { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...options.headers }
+  let stream: NodeJS.ReadableStream & { destroy: () => void }
+  let status: number
+  let responseHeaders: Record<string, unknown>
+  if (options.h1 === true) {
+    const req = httpsRequest(`${server.url}${path}`, { ca: server.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'], agent: false, headers } as never)
+    req.on('error', () => {})
+    req.end()
+    const [res] = await once(req, 'response') as [IncomingMessage]
+    t.teardown(() => req.destroy())
+    stream = res
+    status = res.statusCode ?? 0
+    responseHeaders = res.headers
+  } else {
+    const session: ClientHttp2Session = h2connect(server.url, { ca: server.ca, servername: 'localhost', ALPNProtocols: ['h2'] })
+    session.on('error', () => {})
+    t.teardown(() => session.destroy())
+    const req = session.request({ ':path': path, ...headers } as OutgoingHttpHeaders)
+    req.on('error', () => {})
+    const [h] = await once(req, 'response') as [Record<string, unknown>]
+    stream = req
+    status = Number(h[':status'])
+    responseHeaders = h
+  }
+  stream.setEncoding('utf8')
+  let buffer = ''
+  let raw = ''
+  let ended = false
+  const inbox: SseEvent[] = []
+  const waiters = new Set<() => void>()
+  const wake = (): void => { for (const w of [...waiters]) w() }
+  stream.on('data', (chunk: string) => {
+    raw += chunk
+    buffer += chunk
+    let i
+    while ((i = buffer.indexOf('\n\n')) >= 0) {
+      inbox.push(parseBlock(buffer.slice(0, i)))
+      buffer = buffer.slice(i + 2)
+    }
+    wake()
+  })
+  stream.on('end', () => { ended = true; wake() })
+  stream.on('close', () => { ended = true; wake() })
+
+  async function waitFor (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    if (check()) return
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`${what} within ${timeoutMs} ms (unread: ${JSON.stringify(inbox).slice(0, 400)})`)) }, timeoutMs)
+      const waiter = (): void => { if (check()) { clearTimeout(timer); waiters.delete(waiter); resolve() } }
+      waiters.add(waiter)
+    })
+  }
+  return {
+    status,
+    headers: responseHeaders,
+    async body () { await waitFor(() => ended, 3000, 'no end of body'); return raw },
+    async next (predicate, timeoutMs = 3000) {
+      let found: SseEvent | undefined
+      await waitFor(() => {
+        const i = inbox.findIndex(predicate)
+        if (i >= 0) found = inbox.splice(i, 1)[0]
+        return found !== undefined
+      }, timeoutMs, 'no matching SSE event')
+      return found!
+    },
+    async ended (timeoutMs = 3000) { await waitFor(() => ended, timeoutMs, 'stream not ended') },
+    close: () => stream.destroy()
+  }
+}
+
+const isEvent = (name: string) => (e: SseEvent) => e.event === name
+
+t.test('streams room messages as text/event-stream with id = the room seq, over HTTP/2 and HTTP/1.1', async (t) => {
+  const server = await listen(t)
+  for (const h1 of [false, true]) {
+    const sse = await openSse(t, server, { path: `/sse?room=chat-${String(h1)}`, h1 })
+    t.equal(sse.status, 200)
+    t.match(sse.headers['content-type'], /^text\/event-stream/)
+    t.equal(sse.headers['cache-control'], 'no-cache')
+    t.equal(sse.headers['x-accel-buffering'], 'no')
+    await sse.next(isEvent('stream:ready'))
+    // Published by a WebSocket member of the room.
+    const ws = await openSocket(t, server, { sub: 'bob' })
+    t.match(await ws.request('room:join', { room: `chat-${String(h1)}` }), { event: 'ack' })
+    t.match(await ws.request('room:publish', { room: `chat-${String(h1)}`, payload: { text: 'hi' } }), { event: 'ack' })
+    const e = await sse.next(isEvent('room:message'))
+    const data = JSON.parse(e.data!)
+    t.match(data, { from: 'bob', payload: { text: 'hi' }, room: `chat-${String(h1)}`, seq: 1 }, h1 ? 'HTTP/1.1' : 'HTTP/2')
+    t.equal(e.id, String(data.seq))
+  }
+})
+
+t.test('items:changed reaches an SSE subscriber of the items room', async (t) => {
+  const server = await listen(t)
+  const sse = await openSse(t, server, { path: '/sse?room=items' })
+  await sse.next(isEvent('stream:ready'))
+  await server.app.roomHub.publish('items', 'items:changed', { op: 'created', id: 'x' })
+  t.match(JSON.parse((await sse.next(isEvent('items:changed'))).data!), { op: 'created', id: 'x', room: 'items', seq: 1 })
+})
+
+t.test('reconnecting with Last-Event-ID replays the gap in order, without duplicates, then live messages', async (t) => {
+  const server = await listen(t, { ROOM_HISTORY_SIZE: '100' })
+  const hub = server.app.roomHub
+  const first = await openSse(t, server, { path: '/sse?room=replay' })
+  await first.next(isEvent('stream:ready'))
+  await hub.publish('replay', 'room:message', { n: 1 })
+  const seen = await first.next(isEvent('room:message'))
+  first.close()
+  for (let n = 2; n <= 11; n++) await hub.publish('replay', 'room:message', { n })
+  const again = await openSse(t, server, { path: '/sse?room=replay', headers: { 'last-event-id': seen.id! } })
+  t.match(JSON.parse((await again.next(isEvent('stream:ready'))).data!), { rooms: ['replay'], recovered: { replay: true } })
+  await hub.publish('replay', 'room:message', { n: 12 })
+  const ids: string[] = []
+  for (let n = 2; n <= 12; n++) {
+    const e = await again.next(isEvent('room:message'))
+    t.equal(JSON.parse(e.data!).n, n)
+    ids.push(e.id!)
+  }
+  t.same(ids, Array.from({ length: 11 }, (_, i) => String(i + 2)))
+  t.equal(await again.next(isEvent('room:message'), 200).catch(() => null), null, 'nothing twice')
+})
+
+t.test('several rooms: the id carries every room\'s seq, and Last-Event-ID resumes each', async (t) => {
+  const server = await listen(t, { ROOM_HISTORY_SIZE: '100' })
+  const hub = server.app.roomHub
+  const first = await openSse(t, server, { path: '/sse?room=ra&room=rb' })
+  await first.next(isEvent('stream:ready'))
+  await hub.publish('ra', 'room:message', { n: 'a1' })
+  await hub.publish('rb', 'room:message', { n: 'b1' })
+  await first.next(isEvent('room:message'))
+  const last = await first.next(isEvent('room:message'))
+  t.same(JSON.parse(last.id!), { ra: 1, rb: 1 })
+  first.close()
+  await hub.publish('ra', 'room:message', { n: 'a2' })
+  await hub.publish('rb', 'room:message', { n: 'b2' })
+  const again = await openSse(t, server, { path: '/sse?room=ra&room=rb', headers: { 'last-event-id': last.id! } })
+  const got = [await again.next(isEvent('room:message')), await again.next(isEvent('room:message'))].map((e) => JSON.parse(e.data!).n)
+  t.same(got.sort(), ['a2', 'b2'])
+})
+
+t.test('a Last-Event-ID beyond the history says recovered: false; a malformed one is a 400', async (t) => {
+  const server = await listen(t, { ROOM_HISTORY_SIZE: '2' })
+  for (let n = 1; n <= 5; n++) await server.app.roomHub.publish('short', 'room:message', { n })
+  const sse = await openSse(t, server, { path: '/sse?room=short', headers: { 'last-event-id': '1' } })
+  t.match(JSON.parse((await sse.next(isEvent('stream:ready'))).data!), { recovered: { short: false } })
+  const bad = await openSse(t, server, { path: '/sse?room=short', headers: { 'last-event-id': 'nope' } })
+  t.equal(bad.status, 400)
+  t.match(JSON.parse(await bad.body()), { code: 'BAD_REQUEST', detail: /Last-Event-ID/ })
+})
+
+t.test('never compressed, even when the client accepts br', async (t) => {
+  const server = await listen(t)
+  for (const h1 of [false, true]) {
+    const sse = await openSse(t, server, { path: '/sse?room=big', h1, headers: { 'accept-encoding': 'br, gzip' } })
+    t.equal(sse.headers['content-encoding'], undefined)
+    await sse.next(isEvent('stream:ready'))
+    await server.app.roomHub.publish('big', 'room:message', { text: 'x'.repeat(4096) })
+    t.match(JSON.parse((await sse.next(isEvent('room:message'))).data!).text, /^x{4096}$/, 'readable as plain text')
+  }
+})
+
+t.test('auth like /ws: 401 without a token, ?access_token= works, rooms follow their policies', async (t) => {
+  const server = await listen(t, { CORS_ORIGINS: 'https://app.example' })
+  const anonymous = await openSse(t, server, { token: null })
+  t.equal(anonymous.status, 401)
+  t.match(anonymous.headers['www-authenticate'], /^Bearer/)
+  const token = testToken({ sub: 'eve' })
+  const query = await openSse(t, server, { token: null, path: `/sse?room=lobby&access_token=${encodeURIComponent(token)}` })
+  t.equal(query.status, 200)
+  await query.next(isEvent('stream:ready'))
+  const bad = await openSse(t, server, { token: null, path: '/sse?room=lobby&access_token=not-a-jwt' })
+  t.equal(bad.status, 401)
+  t.notMatch(await bad.body(), /not-a-jwt/)
+
+  const other = await openSse(t, server, { path: '/sse?room=user:someone-else' })
+  t.equal(other.status, 403)
+  t.match(other.headers['content-type'], /application\/problem\+json/)
+  const own = await openSse(t, server, { path: '/sse?room=user:user-1' })
+  t.equal(own.status, 200)
+  for (const path of ['/sse', '/sse?room=', '/sse?room=has%20space']) {
+    const res = await openSse(t, server, { path })
+    t.equal(res.status, 400, path)
+    t.match(JSON.parse(await res.body()), { code: 'VALIDATION' })
+  }
+  const foreign = await openSse(t, server, { headers: { origin: 'https://evil.example' } })
+  t.equal(foreign.status, 403, 'a foreign Origin is refused')
+})
+
+t.test('every token the HTTP API rejects is refused with 401, and every accepted one streams', async (t) => {
+  const fixture = await tokenFixture(t)
+  const server = await listen(t, { ...fixture.jwksEnv, AUTH_FAILURE_LIMIT: '1000' })
+  for (const c of fixture.cases) {
+    const res = await openSse(t, server, { token: c.token })
+    t.equal(res.status, c.accepted ? 200 : 401, c.name)
+    res.close()
+  }
+})
+
+t.test('a comment heartbeat arrives on the configured interval', async (t) => {
+  const server = await listen(t, { SSE_HEARTBEAT_MS: '100' })
+  const sse = await openSse(t, server)
+  t.match(await sse.next((e) => e.comment === 'ping'), { comment: 'ping' })
+})
+
+t.test('app.close() ends open streams instead of waiting for them', async (t) => {
+  for (const h1 of [false, true]) {
+    const server = await listen(t)
+    const sse = await openSse(t, server, { h1 })
+    await sse.next(isEvent('stream:ready'))
+    const closing = server.app.close()
+    await sse.ended()
+    await closing
+    t.pass(h1 ? 'HTTP/1.1' : 'HTTP/2')
+  }
+})
