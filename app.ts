@@ -144,7 +144,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
   // Real-time: WebSocket hub and SSE.
-  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/routes/ws/events` })
+  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/routes/ws/events`, redisUrl: config.redisUrl })
 
   // Upstream clients.
   await typed.register(upstreams, { upstreams: config.upstreams })

@@ -116,9 +116,17 @@ export const EnvSchema = Type.Object({
   WS_CLOSE_GRACE_MS: int(10, 60_000, 2000, 'milliseconds, 10–60000'),
   // SSE (GET /sse) comment heartbeat: 15 s stays under the 30–60 s idle timeouts of common proxies.
   SSE_HEARTBEAT_MS: int(100, 600_000, 15_000, 'milliseconds, 100–600000'),
-  // Sequenced messages kept per room (in memory, up to 1000 rooms) for SSE Last-Event-ID replay. Off (0)
-  // by default: retained messages kept the server's RSS tens of MiB up after bursts of large messages.
-  ROOM_HISTORY_SIZE: int(0, 100_000, 0, 'messages, 0–100000 (0 = no history)')
+  // Sequenced messages kept per room for `room:join {since}` and SSE Last-Event-ID replay: in memory
+  // (up to 1000 rooms) or a Redis Stream per room with REDIS_URL. 100 covers a reconnect after a short
+  // network loss in a busy room; at most 64 KiB each, a room's history is bounded at 6.4 MiB.
+  ROOM_HISTORY_SIZE: int(0, 100_000, 100, 'messages, 0–100000 (0 = no history)'),
+  // A message older than 10 minutes is not replayed: a client away longer refetches the room's state.
+  ROOM_HISTORY_MAX_AGE_MS: int(1000, 7 * 24 * 3600 * 1000, 600_000, 'milliseconds, 1000–604800000'),
+  // A room:publish repeated with the same envelope id within 2 minutes (a retry after a lost ack) is
+  // acknowledged again without publishing twice.
+  WS_PUBLISH_DEDUP_MS: int(1000, 3600_000, 120_000, 'milliseconds, 1000–3600000'),
+  // With REDIS_URL: a crashed instance's members leave every room's presence within 30 s.
+  PRESENCE_TTL_MS: int(300, 3600_000, 30_000, 'milliseconds, 300–3600000')
 })
 
 type Env = Static<typeof EnvSchema>
@@ -189,6 +197,9 @@ export interface Config {
     slowConsumer: 'close' | 'drop'
     closeGraceMs: number
     historySize: number
+    historyMaxAgeMs: number
+    publishDedupMs: number
+    presenceTtlMs: number
   }
   sse: { heartbeatMs: number }
   cors: { origins: string[] }
@@ -313,7 +324,10 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
       maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
       slowConsumer: e.WS_SLOW_CONSUMER,
       closeGraceMs: e.WS_CLOSE_GRACE_MS,
-      historySize: e.ROOM_HISTORY_SIZE
+      historySize: e.ROOM_HISTORY_SIZE,
+      historyMaxAgeMs: e.ROOM_HISTORY_MAX_AGE_MS,
+      publishDedupMs: e.WS_PUBLISH_DEDUP_MS,
+      presenceTtlMs: e.PRESENCE_TTL_MS
     },
     sse: { heartbeatMs: e.SSE_HEARTBEAT_MS },
     cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') },

@@ -10,7 +10,7 @@ import { type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { AuthUser } from './access-token.ts'
 import { AppError, ErrorCode } from './errors.ts'
-import type { JoinResult, PresenceSnapshot, PublishOptions, RoomHub } from './room-hub.ts'
+import type { JoinOptions, JoinResult, PresenceSnapshot, PublishOptions, RoomHub } from './room-hub.ts'
 
 /** The `code` of an `error` event. Stable: clients branch on it. */
 export const WsErrorCode = {
@@ -36,13 +36,19 @@ export interface EventContext {
   readonly hub: RoomHub
   /** Sends `{event, data}` to this connection only. */
   send: (event: string, data?: unknown) => void
-  /** Joins a room the room policies let this user into; throws FORBIDDEN otherwise. */
-  join: (room: string) => Promise<JoinResult>
+  /** Joins a room the room policies let this user into (replaying after `since`); throws FORBIDDEN otherwise. */
+  join: (room: string, options?: JoinOptions) => Promise<JoinResult>
   leave: (room: string) => Promise<boolean>
   /** Publishes to a room's members except this connection; resolves to the message's `seq`. */
   publish: (room: string, event: string, data: object, options?: Omit<PublishOptions, 'except'>) => Promise<number | undefined>
   /** Who is in a room this user may join; throws FORBIDDEN otherwise. */
   presence: (room: string) => Promise<PresenceSnapshot>
+}
+
+/** About the frame being handled. */
+export interface MessageInfo {
+  /** The client's envelope `id`, when it asked for an ack (a client retrying a lost ack sends the same id). */
+  readonly id: string | undefined
 }
 
 /** The connection as the router needs it: a context plus a way to send an already-serialized reply. */
@@ -59,7 +65,7 @@ export interface EventDefinition<S extends TSchema = TSchema, R = unknown> {
   /** False → `FORBIDDEN` (the handler does not run). Throwing an `AppError` sends its code instead. */
   authorize?(data: Static<S>, ctx: EventContext): boolean | Promise<boolean>
   /** What it resolves to is the `ack`'s `data`. Throw an `AppError` to answer with its code and message. */
-  handle(data: Static<S>, ctx: EventContext): R | Promise<R>
+  handle(data: Static<S>, ctx: EventContext, message: MessageInfo): R | Promise<R>
 }
 
 /** Declares an event with its types inferred from the schema. An event file default-exports this. */
@@ -197,7 +203,7 @@ export class EventRouter {
         this.#fail(session, WsErrorCode.FORBIDDEN, `you may not send "${event}" with this data`, id)
         return
       }
-      result = await definition.handle(data, session)
+      result = await definition.handle(data, session, { id })
     } catch (err) {
       if (err instanceof AppError) {
         this.#fail(session, err.code, err.message, id)

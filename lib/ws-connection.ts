@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { AuthUser } from './access-token.ts'
 import type { EventContext, RouterSession } from './event-router.ts'
-import type { HubConnection, HubPacket, JoinResult, PresenceSnapshot, PublishOptions, RoomHub, SlowConsumerPolicy } from './room-hub.ts'
+import type { HubConnection, HubPacket, JoinOptions, JoinResult, PresenceSnapshot, PublishOptions, RoomHub, SlowConsumerPolicy } from './room-hub.ts'
 import { TokenBucket } from './token-bucket.ts'
 
 /** Close codes of the protocol (contract §4). */
@@ -138,8 +138,8 @@ export class WsConnection implements HubConnection, RouterSession, EventContext 
     return true
   }
 
-  async join (room: string): Promise<JoinResult> {
-    return await this.hub.join(this, room)
+  async join (room: string, options?: JoinOptions): Promise<JoinResult> {
+    return await this.hub.join(this, room, options)
   }
 
   async leave (room: string): Promise<boolean> {

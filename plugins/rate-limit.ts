@@ -12,12 +12,13 @@
 import { createRequire } from 'node:module'
 import fp from 'fastify-plugin'
 import fastifyRateLimit, { type RateLimitPluginOptions } from '@fastify/rate-limit'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { Counter } from 'prom-client'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { Config } from '../lib/config.ts'
 import { AppError, ErrorCode } from '../lib/errors.ts'
 import type { AuthUser } from '../lib/access-token.ts'
+import { connectOrWarn, createRedisClient, pingCheck, throttledWarning } from '../lib/redis-client.ts'
 
 export interface RateLimitPluginConfig {
   rateLimit: Config['rateLimit']
@@ -36,9 +37,6 @@ const RedisStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Red
 const KEY_PREFIX = 'keel:rate-limit:'
 // In-memory store: counters for this many clients; the least recently seen are dropped beyond it.
 const LOCAL_CLIENTS = 10_000
-// A healthy Redis answers in well under a millisecond; these bound what a sick one can cost a request.
-const REDIS_CONNECT_TIMEOUT_MS = 1000
-const REDIS_COMMAND_TIMEOUT_MS = 500
 // One warning per interval while Redis is failing, with the count of what was not logged.
 const WARNING_INTERVAL_MS = 30_000
 // Fail-closed answer: long enough for a Redis restart, short enough that clients come back soon.
@@ -48,33 +46,6 @@ const FAIL_CLOSED_RETRY_AFTER_S = 5
 function rateLimitKey (request: FastifyRequest): string {
   const user = request.user as AuthUser | null | undefined
   return user != null ? `sub:${user.sub}` : `ip:${request.ip}`
-}
-
-/** Logs at most one warning per interval, counting the repeats in between. */
-function throttledWarning (log: FastifyBaseLogger, intervalMs: number): (reason: string, message: string) => void {
-  let lastAt = -Infinity
-  let suppressed = 0
-  return (reason, message) => {
-    const now = Date.now()
-    if (now - lastAt < intervalMs) {
-      suppressed++
-      return
-    }
-    log.warn({ reason, suppressed }, message)
-    lastAt = now
-    suppressed = 0
-  }
-}
-
-/** The limiter's Redis client: no offline queue, bounded connect and command times, one retry. */
-function createLimiterRedis (url: string): Redis {
-  return new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    connectTimeout: REDIS_CONNECT_TIMEOUT_MS,
-    commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
-    maxRetriesPerRequest: 1
-  })
 }
 
 export default fp<RateLimitPluginConfig>(async function rateLimit (fastify, options) {
@@ -103,13 +74,13 @@ export default fp<RateLimitPluginConfig>(async function rateLimit (fastify, opti
   }
 
   if (options.redisUrl !== undefined) {
-    const redis = createLimiterRedis(options.redisUrl)
+    const redis = createRedisClient(options.redisUrl)
     const storeErrors = new Counter({
       name: 'rate_limit_store_errors_total',
       help: 'Rate-limit checks that could not reach Redis (answered per RATE_LIMIT_FAIL)',
       registers: [fastify.metrics]
     })
-    const warn = throttledWarning(fastify.log, WARNING_INTERVAL_MS)
+    const warn = throttledWarning((fields, message) => fastify.log.warn(fields, message), WARNING_INTERVAL_MS)
     const consequence = failOpen ? 'requests pass unlimited (RATE_LIMIT_FAIL=open)' : 'requests get 503 (RATE_LIMIT_FAIL=closed)'
     let down = false
     redis.on('error', (err: Error) => {
@@ -150,23 +121,14 @@ export default fp<RateLimitPluginConfig>(async function rateLimit (fastify, opti
     // Fail open = the plugin lets the request through on a store error; fail closed = it throws our 503.
     settings.skipOnError = failOpen
 
-    fastify.health.addCheck('redis:rate-limit', async () => {
-      try {
-        await redis.ping()
-        return { status: 'ok' }
-      } catch {
-        return { status: 'fail', detail: `Redis unreachable (${redis.status})` }
-      }
-    })
+    fastify.health.addCheck('redis:rate-limit', async () => await pingCheck(redis))
     fastify.addHook('onClose', async () => { redis.disconnect() })
     // Start even when Redis is down (the limiter fails as configured and readiness reports it);
     // ioredis keeps reconnecting in the background.
-    try {
-      await redis.connect()
-    } catch (err) {
+    await connectOrWarn(redis, (reason) => {
       down = true
-      warn((err as Error).message, `rate-limit Redis unreachable at start; ${consequence}`)
-    }
+      warn(reason, `rate-limit Redis unreachable at start; ${consequence}`)
+    })
   }
 
   await fastify.register(fastifyRateLimit, settings)

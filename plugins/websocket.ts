@@ -1,19 +1,26 @@
 // The WebSocket transport: registers @fastify/websocket (frame size limit, no compression), owns the
-// RoomHub (`fastify.roomHub`) and the event router, and runs every open connection — heartbeat,
-// message budget, token expiry, slow consumers, metrics, and shutdown with 1001. routes/ws.ts does
-// the handshake checks and hands each upgraded socket to `fastify.webSockets.accept`.
+// RoomHub (`fastify.roomHub`) — in process, or across instances through Redis with REDIS_URL (its
+// connections, readiness check and failure metrics live here) — and the event router, and runs every
+// open connection: heartbeat, message budget, token expiry, slow consumers, metrics, and shutdown with
+// 1001. routes/ws.ts does the handshake checks and hands each upgraded socket to `fastify.webSockets.accept`.
 
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import { Counter, Gauge } from 'prom-client'
+import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Config } from '../lib/config.ts'
 import type { AuthUser } from '../lib/access-token.ts'
 import { AppError, ErrorCode } from '../lib/errors.ts'
 import { EventRouter, WsErrorCode, loadEventDirectory } from '../lib/event-router.ts'
-import { RoomHub, createMemoryHistory, type RoomPolicy } from '../lib/room-hub.ts'
+import {
+  RoomHub, createLocalBus, createLocalPresence, createMemoryHistory,
+  type HubBus, type PresenceStore, type RoomPolicy
+} from '../lib/room-hub.ts'
+import { createRedisBus } from '../lib/redis-bus.ts'
+import { createRedisPresence } from '../lib/redis-presence.ts'
+import { connectOrWarn, createRedisClient, pingCheck, throttledWarning } from '../lib/redis-client.ts'
 import { CloseCode, WsConnection, type ConnectionPolicy } from '../lib/ws-connection.ts'
 
 export interface WebSocketSessions {
@@ -39,6 +46,8 @@ export interface WebSocketPluginOptions {
   rooms: readonly RoomPolicy[]
   /** The directory whose files each define one event (`defineEvent`); loaded at start-up. */
   eventsDir: string
+  /** Rooms span every instance sharing this Redis; unset = this process only. */
+  redisUrl?: string
 }
 
 const kConnection = Symbol('keel.wsConnection')
@@ -46,6 +55,8 @@ type Socket = WebSocket & { [kConnection]?: WsConnection }
 
 // setTimeout's ceiling (~24.8 days); a longer-lived token is re-armed when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
+// One warning per interval while the hub's Redis is failing, with the count of what was not logged.
+const REDIS_WARNING_INTERVAL_MS = 30_000
 
 /** prom-client children by label value, so a hot path increments without hashing a label object. */
 function byLabel (counter: Counter<string>): (value: string) => { inc: (n?: number) => void } {
@@ -65,8 +76,62 @@ function wsMetrics (fastify: FastifyInstance) {
     sent: byLabel(new Counter({ name: 'ws_messages_sent_total', help: 'WebSocket messages sent, by event (each recipient counts)', labelNames: ['event'], registers })),
     errors: byLabel(new Counter({ name: 'ws_errors_total', help: 'WebSocket error events sent, by code', labelNames: ['code'], registers })),
     closes: byLabel(new Counter({ name: 'ws_closes_total', help: 'WebSocket connections closed, by close code (the server\'s when it closed)', labelNames: ['code'], registers })),
-    slowConsumers: byLabel(new Counter({ name: 'ws_slow_consumer_actions_total', help: 'Messages to consumers over their send-buffer bound, by action (close or drop)', labelNames: ['action'], registers }))
+    slowConsumers: byLabel(new Counter({ name: 'ws_slow_consumer_actions_total', help: 'Messages to consumers over their send-buffer bound, by action (close or drop)', labelNames: ['action'], registers })),
+    replayed: new Histogram({ name: 'room_replay_messages', help: 'Messages replayed per resume (room:join with since, SSE Last-Event-ID) that the history covered', buckets: [0, 1, 10, 50, 100, 500, 1000, 10_000], registers }),
+    replays: byLabel(new Counter({ name: 'room_replays_total', help: 'Resumes, by result: recovered, or gap (the history no longer reached back)', labelNames: ['result'], registers })),
+    redisFailures: byLabel(new Counter({ name: 'room_hub_redis_failures_total', help: 'Room hub operations that could not use Redis (the hub carried on for this instance), by operation', labelNames: ['operation'], registers }))
   }
+}
+
+type WsMetrics = ReturnType<typeof wsMetrics>
+
+/**
+ * The hub's shared state. With Redis: two connections (commands, subscriptions), a required readiness
+ * check, and failures counted and logged at most once per interval. Without: this process's own.
+ */
+async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOptions, metrics: WsMetrics): Promise<{ bus: HubBus, presence: PresenceStore }> {
+  const limits = options.ws
+  if (options.redisUrl === undefined) {
+    const history = limits.historySize > 0 ? createMemoryHistory({ perRoom: limits.historySize, maxAgeMs: limits.historyMaxAgeMs }) : undefined
+    return { bus: createLocalBus({ history, dedupWindowMs: limits.publishDedupMs }), presence: createLocalPresence() }
+  }
+  const redis = createRedisClient(options.redisUrl)
+  const subscriber = createRedisClient(options.redisUrl, { subscriber: true })
+  const warn = throttledWarning((fields, message) => fastify.log.warn(fields, message), REDIS_WARNING_INTERVAL_MS)
+  const consequence = 'rooms reach this instance\'s members only until it is back'
+  let down = false
+  const onError = (err: unknown, operation: string): void => {
+    down = true
+    metrics.redisFailures(operation).inc()
+    warn((err as Error).message, `room hub: ${operation} failed; ${consequence}`)
+  }
+  for (const client of [redis, subscriber]) {
+    client.on('error', (err: Error) => { down = true; warn(err.message, `room hub Redis unreachable; ${consequence}`) })
+  }
+  redis.on('ready', () => {
+    if (down) fastify.log.info('room hub Redis reachable again: rooms span instances again')
+    down = false
+  })
+  const instanceId = randomUUID()
+  const bus = createRedisBus({
+    redis,
+    subscriber,
+    instanceId,
+    historySize: limits.historySize,
+    historyMaxAgeMs: limits.historyMaxAgeMs,
+    dedupWindowMs: limits.publishDedupMs,
+    onError,
+    onGapFilled: (room, packets) => fastify.log.info({ room, packets }, 'room hub: fetched what other instances published during the outage')
+  })
+  const presence = createRedisPresence({ redis, instanceId, ttlMs: limits.presenceTtlMs, onError })
+  fastify.health.addCheck('redis:room-hub', async () => {
+    if (subscriber.status !== 'ready') return { status: 'fail', detail: `Redis subscription ${subscriber.status}` }
+    return await pingCheck(redis)
+  })
+  // Start even when Redis is down (rooms stay local and readiness reports it); ioredis keeps trying.
+  const unreachable = (reason: string) => { down = true; warn(reason, `room hub Redis unreachable at start; ${consequence}`) }
+  await Promise.all([connectOrWarn(redis, unreachable), connectOrWarn(subscriber, unreachable)])
+  return { bus, presence }
 }
 
 async function websocket (fastify: FastifyInstance, options: WebSocketPluginOptions): Promise<void> {
@@ -76,9 +141,13 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
     policies: options.rooms,
     slowConsumer: limits.slowConsumer,
     maxRoomsPerConnection: limits.maxRoomsPerConnection,
-    // Bounded, in memory, off by default (ROOM_HISTORY_SIZE): lets an SSE client resume from Last-Event-ID.
-    history: limits.historySize > 0 ? createMemoryHistory(limits.historySize) : undefined,
-    onDelivered: (packet, count) => { if (count > 0) metrics.sent(packet.event).inc(count) }
+    ...await hubBackend(fastify, options, metrics),
+    onDelivered: (packet, count) => { if (count > 0) metrics.sent(packet.event).inc(count) },
+    onReplay: (_room, replayed) => {
+      metrics.replays(replayed === undefined ? 'gap' : 'recovered').inc()
+      if (replayed !== undefined) metrics.replayed.observe(replayed)
+    },
+    onError: (err, what) => fastify.log.error({ err }, `room hub: ${what} failed`)
   })
   const router = new EventRouter(await loadEventDirectory(options.eventsDir), {
     onHandlerError: (err, event) => fastify.log.error({ err, event }, 'WebSocket event handler failed'),
@@ -245,4 +314,4 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
   fastify.decorate('webSockets', sessionsApi)
 }
 
-export default fp(websocket, { name: 'keel-websocket', dependencies: ['keel-metrics', 'keel-domain-events'] })
+export default fp(websocket, { name: 'keel-websocket', dependencies: ['keel-metrics', 'keel-domain-events', 'keel-health'] })

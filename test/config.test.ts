@@ -82,7 +82,10 @@ t.test('WebSocket limits: documented defaults, and a pong timeout not below the 
     maxBufferedBytes: 1_048_576,
     slowConsumer: 'close',
     closeGraceMs: 2000,
-    historySize: 0
+    historySize: 100,
+    historyMaxAgeMs: 600_000,
+    publishDedupMs: 120_000,
+    presenceTtlMs: 30_000
   })
   t.same(config.sse, { heartbeatMs: 15_000 })
   t.throws(() => loadConfig({ WS_PING_INTERVAL_MS: '1000', WS_PONG_TIMEOUT_MS: '1000' }, tempDir()),

@@ -5,8 +5,8 @@ import t from 'tap'
 import type { AuthUser } from '../../lib/access-token.ts'
 import { AppError } from '../../lib/errors.ts'
 import {
-  RoomHub, createLocalBus, createLocalPresence, createMemoryHistory,
-  type HubConnection, type HubPacket, type RoomHubOptions, type RoomPolicy, type SlowConsumerPolicy
+  DedupWindow, RoomHub, createLocalBus, createLocalPresence, createMemoryHistory, withSeq,
+  type HubBus, type HubConnection, type HubPacket, type PacketDraft, type RoomHubOptions, type RoomPolicy, type SlowConsumerPolicy
 } from '../../lib/room-hub.ts'
 import { roomPolicies } from '../../routes/ws/rooms.ts'
 
@@ -171,15 +171,14 @@ t.test('server code may publish to a room with no members (seq still counts)', a
 
 t.test('the bus is the only way packets reach connections (the seam a Redis bus replaces)', async (t) => {
   const local = createLocalBus()
-  const seen: HubPacket[] = []
+  const seen: PacketDraft[] = []
   const watched: string[] = []
-  let deliver: (packet: HubPacket) => void = () => {}
-  const bus = {
+  const bus: HubBus = {
     ...local,
-    subscribe: (fn: (packet: HubPacket) => void) => { deliver = fn },
-    publish: async (packet: HubPacket) => { seen.push(packet); deliver(JSON.parse(JSON.stringify(packet)) as HubPacket) },
-    watch: (room: string) => { watched.push(`+${room}`) },
-    unwatch: (room: string) => { watched.push(`-${room}`) }
+    subscribe: (fn) => local.subscribe((packet) => fn(JSON.parse(JSON.stringify(packet)) as HubPacket)),
+    publish: async (draft) => { seen.push(draft); return await local.publish(draft) },
+    watch: async (room) => { watched.push(`+${room}`) },
+    unwatch: (room) => { watched.push(`-${room}`) }
   }
   const hub = new RoomHub({ policies: roomPolicies, bus })
   const [a, b] = [connection('a'), connection('b')]
@@ -190,21 +189,96 @@ t.test('the bus is the only way packets reach connections (the seam a Redis bus 
   await hub.publish('r', 'room:message', { payload: 1 }, { except: a.id })
   t.same(events(b, 'room:message'), [{ payload: 1, room: 'r', seq: 1 }], 'a packet that went through serialization is delivered the same')
   t.same(events(a, 'room:message'), [], 'the sender is excluded by connection id, which works across instances')
-  t.same(seen.map((p) => [p.target, p.to, p.event]), [['room', 'r', 'presence:join'], ['room', 'r', 'presence:join'], ['room', 'r', 'room:message']])
+  t.same(seen.map((p) => [p.target, p.to, p.event, p.sequenced]), [
+    ['room', 'r', 'presence:join', false], ['room', 'r', 'presence:join', false], ['room', 'r', 'room:message', true]
+  ])
   await hub.leave(a, 'r')
   await hub.leave(b, 'r')
   t.same(watched, ['+r', '-r'], 'the bus hears when this instance gains and loses members in a room')
   await hub.close()
 })
 
+const draft = (room: string, extra: Partial<PacketDraft> = {}): PacketDraft =>
+  ({ target: 'room', to: room, event: 'e', text: `{"event":"e","data":{"room":"${room}"}}`, sequenced: true, ...extra })
+
 t.test('createLocalBus keeps sequences for the most recently active rooms', async (t) => {
-  const bus = createLocalBus(2)
-  t.equal(await bus.nextSeq('a'), 1)
-  t.equal(await bus.nextSeq('b'), 1)
-  t.equal(await bus.nextSeq('a'), 2)
-  t.equal(await bus.nextSeq('c'), 1, 'evicts b, the least recently active')
-  t.equal(await bus.nextSeq('a'), 3)
-  t.equal(await bus.nextSeq('b'), 1)
+  const bus = createLocalBus({ maxRooms: 2 })
+  t.equal(await bus.publish(draft('a')), 1)
+  t.equal(await bus.publish(draft('b')), 1)
+  t.equal(await bus.publish(draft('a')), 2)
+  t.equal(await bus.publish(draft('c')), 1, 'evicts b, the least recently active')
+  t.equal(await bus.publish(draft('a')), 3)
+  t.equal(await bus.publish(draft('b')), 1)
+  t.equal(await bus.lastSeq('a'), 3)
+  t.equal(await bus.lastSeq('nowhere'), 0)
+  t.equal(withSeq('{"event":"e","data":{"room":"a"}}', 7), '{"event":"e","data":{"room":"a","seq":7}}')
+})
+
+t.test('a publish repeated with the same dedup key within the window is sent once and gets the first seq', async (t) => {
+  const { hub, conns: [a, b] } = hubWith(['a', 'b'])
+  await hub.join(a, 'chat-1')
+  await hub.join(b, 'chat-1')
+  t.equal(await hub.publish('chat-1', 'room:message', { n: 1 }, { except: a.id, dedupKey: 'a\nm1' }), 1)
+  t.equal(await hub.publish('chat-1', 'room:message', { n: 1 }, { except: a.id, dedupKey: 'a\nm1' }), 1, 'the retry is acknowledged with the same seq')
+  t.equal(await hub.publish('chat-1', 'room:message', { n: 2 }, { except: a.id, dedupKey: 'a\nm2' }), 2)
+  t.equal(await hub.publish('chat-1', 'room:message', { n: 1 }, { except: b.id, dedupKey: 'b\nm1' }), 3, 'another user\'s id is another message')
+  t.same(events(b, 'room:message').map((m) => m.n), [1, 2], 'delivered once')
+
+  let clock = 0
+  const window = new DedupWindow(1000, 2, () => clock)
+  window.remember('k', Promise.resolve(4))
+  t.equal(await window.get('k'), 4)
+  clock = 1000
+  t.equal(window.get('k'), undefined, 'forgotten once the window has passed')
+  window.remember('x', Promise.reject(new Error('redis down')))
+  await Promise.resolve()
+  t.equal(window.get('x'), undefined, 'a failed publish is forgotten, so the retry goes through')
+})
+
+t.test('join with since: the missed messages in order, then live ones, each seq once, even when live ones arrive during the replay', async (t) => {
+  const history = createMemoryHistory({ perRoom: 10, maxAgeMs: 60_000 })
+  const local = createLocalBus({ history })
+  // Live messages published while the history is being read must wait behind the replay.
+  const bus: HubBus = {
+    ...local,
+    since: async (room, seq) => {
+      const missed = await local.since(room, seq)
+      await hub.publish(room, 'room:message', { n: 'live' })
+      return missed
+    }
+  }
+  const hub = new RoomHub({ policies: roomPolicies, bus })
+  const [a, b] = [connection('a'), connection('b')]
+  hub.add(a)
+  hub.add(b)
+  for (let n = 1; n <= 5; n++) await hub.publish('chat-1', 'room:message', { n })
+  const result = await hub.join(b, 'chat-1', { since: 2 })
+  t.same(result, { room: 'chat-1', joined: true, seq: 6, recovered: true })
+  t.same(events(b, 'room:message').map((m) => m.seq), [3, 4, 5, 6], 'replayed 3–5, then the live 6')
+  await hub.publish('chat-1', 'room:message', { n: 7 })
+  t.same(events(b, 'room:message').map((m) => m.seq), [3, 4, 5, 6, 7])
+
+  await hub.join(a, 'chat-1')
+  const again = await hub.join(b, 'chat-1', { since: 7 })
+  t.same(again, { room: 'chat-1', joined: false, seq: 8, recovered: true }, 'a member may resume too')
+  t.same(events(b, 'room:message').map((m) => m.seq), [3, 4, 5, 6, 7, 8])
+  const fresh = await hub.join(a, 'chat-1')
+  t.same(fresh, { room: 'chat-1', joined: false, seq: 8 }, 'without since: no replay, no recovered')
+})
+
+t.test('join with since beyond the history says recovered: false and replays nothing', async (t) => {
+  const history = createMemoryHistory({ perRoom: 3, maxAgeMs: 60_000 })
+  const hub = new RoomHub({ policies: roomPolicies, bus: createLocalBus({ history }) })
+  const b = connection('b')
+  hub.add(b)
+  for (let n = 1; n <= 10; n++) await hub.publish('chat-1', 'room:message', { n })
+  t.same(await hub.join(b, 'chat-1', { since: 2 }), { room: 'chat-1', joined: true, seq: 10, recovered: false })
+  t.same(events(b, 'room:message'), [])
+  const noHistory = new RoomHub({ policies: roomPolicies })
+  const c = connection('c')
+  noHistory.add(c)
+  await noHistory.publish('chat-1', 'room:message', {})
+  t.same(await noHistory.join(c, 'chat-1', { since: 1 }), { room: 'chat-1', joined: true, seq: 1, recovered: true }, 'up to date needs no history')
 })
 
 t.test('createLocalPresence counts connections per user and users per room', async (t) => {
@@ -222,8 +296,9 @@ t.test('createLocalPresence counts connections per user and users per room', asy
 })
 
 t.test('history: replay after a seq, and a gap when it no longer reaches back', async (t) => {
-  const history = createMemoryHistory(3, 2)
-  const hub = new RoomHub({ policies: roomPolicies, history })
+  let clock = 0
+  const history = createMemoryHistory({ perRoom: 3, maxAgeMs: 1000, maxRooms: 2, now: () => clock })
+  const hub = new RoomHub({ policies: roomPolicies, bus: createLocalBus({ history }) })
   for (let i = 1; i <= 5; i++) await hub.publish('r', 'room:message', { payload: i })
   t.same((await hub.replay('r', 3))!.map((p) => p.seq), [4, 5])
   t.same((await hub.replay('r', 2))!.map((p) => p.seq), [3, 4, 5])
@@ -233,10 +308,23 @@ t.test('history: replay after a seq, and a gap when it no longer reaches back', 
   t.same(await hub.replay('empty', 0), [])
   await hub.publish('r', 'typing', {}, { transient: true })
   t.same((await hub.replay('r', 4))!.map((p) => p.seq), [5], 'transient messages are not kept')
+  clock = 1001
+  t.equal(await hub.replay('r', 4), undefined, 'older than maxAgeMs: not replayed')
   await hub.publish('s', 'room:message', {})
   await hub.publish('u', 'room:message', {})
-  t.same(await hub.replay('r', 0), [], 'r was evicted: at most 2 rooms kept')
-  await history.append('s', { target: 'room', to: 's', event: 'e', seq: 1, text: '{}' })
-  t.same((await history.since('s', 0))!.map((p) => p.seq), [1], 'a sequence that restarts empties the room\'s history')
-  t.equal(await new RoomHub({ policies: roomPolicies }).replay('r', 0), undefined, 'no history configured')
+  t.equal(await hub.replay('r', 0), undefined, 'r was evicted (at most 2 rooms kept) while its seq went on: a gap')
+  history.append('s', { target: 'room', to: 's', event: 'e', seq: 1, text: '{}' })
+  t.same(history.since('s', 0)!.map((p) => p.seq), [1], 'a sequence that restarts empties the room\'s history')
+
+  const small = createMemoryHistory({ perRoom: 10, maxAgeMs: 1000, maxChars: 10 })
+  const entry = (room: string, seq: number) => ({ target: 'room' as const, to: room, event: 'e', seq, text: 'xxxx' })
+  small.append('a', entry('a', 1))
+  small.append('a', entry('a', 2))
+  small.append('b', entry('b', 1))
+  t.same(small.since('b', 0)!.map((p) => p.seq), [1])
+  t.same(small.since('a', 0), [], 'over the character budget: the least recently written room was forgotten (the bus reports the gap against its counter)')
+  small.append('b', entry('b', 2))
+  small.append('b', entry('b', 3))
+  t.same(small.since('b', 1)!.map((p) => p.seq), [2, 3], 'then the room\'s own oldest entries')
+  t.equal(small.since('b', 0), undefined)
 })

@@ -86,7 +86,7 @@ t.test('rooms: join, publish and leave, with acks', async (t) => {
   const bob = await openSocket(t, server, { sub: 'bob' })
   const carol = await openSocket(t, server, { sub: 'carol' })
 
-  t.same(await alice.request('room:join', { room: 'lobby' }), { event: 'ack', id: 'r1', data: { room: 'lobby', joined: true } })
+  t.same(await alice.request('room:join', { room: 'lobby' }), { event: 'ack', id: 'r1', data: { room: 'lobby', joined: true, seq: 0 } })
   t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { room: 'lobby', joined: true } })
   t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { joined: false } }, 'joining twice is harmless')
 
