@@ -436,19 +436,27 @@ function safeName (room: string): string {
   return ROOM_NAME.test(room) ? room.slice(0, 64) : '(invalid name)'
 }
 
-/** A map whose least recently set keys are evicted past `max` entries. */
+/** A map whose least recently set keys are evicted past `max` entries (those `keep` does not hold on to). */
 export class LruMap<K, V> extends Map<K, V> {
   readonly #max: number
-  constructor (max: number) {
+  readonly #keep: ((key: K) => boolean) | undefined
+  constructor (max: number, keep?: (key: K) => boolean) {
     super()
     this.#max = max
+    this.#keep = keep
   }
 
   override set (key: K, value: V): this {
     // Re-insert so the Map's order is least recently set first.
     super.delete(key)
     super.set(key, value)
-    if (this.size > this.#max) super.delete(this.keys().next().value!)
+    if (this.size > this.#max) {
+      for (const oldest of this.keys()) {
+        if (oldest === key || this.#keep?.(oldest) === true) continue
+        super.delete(oldest)
+        break
+      }
+    }
     return this
   }
 }
@@ -501,11 +509,13 @@ export interface LocalBusOptions {
 }
 
 /**
- * The in-process bus. Sequence counters are kept for the `maxRooms` most recently active rooms; a
- * room idle while that many others were active starts again at 1 (its members long gone).
+ * The in-process bus. Sequence counters are kept for the rooms with members here and the `maxRooms`
+ * most recently active others; a memberless room idle while that many others were active starts
+ * again at 1.
  */
 export function createLocalBus (options: LocalBusOptions = {}): HubBus {
-  const seqs = new LruMap<string, number>(options.maxRooms ?? 10_000)
+  const watched = new Set<string>()
+  const seqs = new LruMap<string, number>(options.maxRooms ?? 10_000, (room) => watched.has(room))
   const dedup = new DedupWindow(options.dedupWindowMs ?? 120_000)
   const history = options.history
   let deliver: (packet: HubPacket) => void = () => {}
@@ -533,8 +543,8 @@ export function createLocalBus (options: LocalBusOptions = {}): HubBus {
       return missed?.length === last - seq ? missed : undefined
     },
     subscribe (fn) { deliver = fn },
-    async watch () {},
-    unwatch () {},
+    async watch (room) { watched.add(room) },
+    unwatch (room) { watched.delete(room) },
     async close () {}
   }
 }

@@ -274,7 +274,7 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
       if (closing) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'the server is shutting down; reconnect to another instance')
       if (hub.connectionsOf(user.sub) >= limits.maxConnectionsPerUser) {
         // A dead connection of this user is reaped within one heartbeat: that is when to retry.
-        throw new AppError(ErrorCode.RATE_LIMITED, `at most ${limits.maxConnectionsPerUser} WebSocket connections per user; close one first`, {
+        throw new AppError(ErrorCode.RATE_LIMITED, `at most ${limits.maxConnectionsPerUser} WebSocket and SSE connections per user; close one first`, {
           headers: { 'retry-after': retryAfter }
         })
       }

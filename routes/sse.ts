@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
+import { Counter, Gauge } from 'prom-client'
 import type { AuthUser } from '../lib/access-token.ts'
 import { AppError, ErrorCode } from '../lib/errors.ts'
 import { ROOM_NAME_PATTERN, type HubConnection, type HubPacket } from '../lib/room-hub.ts'
@@ -91,11 +92,14 @@ class SseStream implements HubConnection {
   #pending: HubPacket[] | undefined = []
   #open = true
 
-  constructor (user: AuthUser, reply: FastifyReply, single: boolean, maxBuffered: number) {
+  readonly #onSlow: () => void
+
+  constructor (user: AuthUser, reply: FastifyReply, single: boolean, maxBuffered: number, onSlow: () => void) {
     this.user = user
     this.#reply = reply
     this.#single = single
     this.#maxBuffered = maxBuffered
+    this.#onSlow = onSlow
   }
 
   get isOpen (): boolean { return this.#open }
@@ -121,6 +125,7 @@ class SseStream implements HubConnection {
   write (chunk: string): void {
     if (!this.#open) return
     if (this.#reply.raw.writableLength > this.#maxBuffered) {
+      this.#onSlow()
       this.end()
       return
     }
@@ -149,6 +154,10 @@ const sseRoutes: FastifyPluginAsync<SseRouteOptions> = async (fastify, options) 
   const hub = fastify.roomHub
   const streams = new Set<SseStream>()
   const checkOrigin = originCheck(options, 'event streams')
+  const registers = [fastify.metrics]
+  const open = new Gauge({ name: 'sse_streams', help: 'Open SSE streams', registers })
+  const slowClosed = new Counter({ name: 'sse_slow_consumer_closes_total', help: 'SSE streams ended because the client stopped reading (over WS_MAX_BUFFERED_BYTES unsent)', registers })
+  const onSlow = () => { slowClosed.inc() }
 
   async function authenticate (request: FastifyRequest): Promise<void> {
     const user = await fastify.authenticate(request, { allowQueryToken: true })
@@ -183,12 +192,12 @@ const sseRoutes: FastifyPluginAsync<SseRouteOptions> = async (fastify, options) 
       const lastEventId = request.headers['last-event-id']
       const resume = typeof lastEventId === 'string' && lastEventId !== '' ? parseLastEventId(lastEventId, rooms) : undefined
 
-      const stream = new SseStream(user, reply, rooms.length === 1, options.maxBufferedBytes)
+      const stream = new SseStream(user, reply, rooms.length === 1, options.maxBufferedBytes, onSlow)
       const raw = reply.raw
       // Listening before the joins: a client gone while they ran still leaves the hub (remove is idempotent).
       raw.on('close', () => {
         stream.markClosed()
-        streams.delete(stream)
+        if (streams.delete(stream)) open.dec()
         hub.remove(stream).catch((err: unknown) => request.log.error({ err }, 'removing an SSE stream from the hub failed'))
       })
       raw.on('error', () => {})
@@ -211,6 +220,7 @@ const sseRoutes: FastifyPluginAsync<SseRouteOptions> = async (fastify, options) 
       })
       if (!stream.isOpen) return
       streams.add(stream)
+      open.inc()
       stream.write(RETRY)
 
       // Replay what the client missed, then go live (packets that arrived meanwhile were held back).

@@ -25,6 +25,9 @@ interface SseClient {
   /** Resolves when the server ends the stream. */
   ended: (timeoutMs?: number) => Promise<void>
   close: () => void
+  /** Stops reading (the server's writes back up), and reads again. */
+  pause: () => void
+  resume: () => void
 }
 
 function parseBlock (block: string): SseEvent {
@@ -113,7 +116,9 @@ async function openSse (t: Teardown, server: Listening, options: OpenOptions = {
       return found!
     },
     async ended (timeoutMs = 3000) { await waitFor(() => ended, timeoutMs, 'stream not ended') },
-    close: () => stream.destroy()
+    close: () => stream.destroy(),
+    pause: () => { stream.pause() },
+    resume: () => { stream.resume() }
   }
 }
 
@@ -249,6 +254,24 @@ t.test('a comment heartbeat arrives on the configured interval', async (t) => {
   const server = await listen(t, { SSE_HEARTBEAT_MS: '100' })
   const sse = await openSse(t, server)
   t.match(await sse.next((e) => e.comment === 'ping'), { comment: 'ping' })
+})
+
+t.test('a client that stops reading is cut off once its unsent data passes the bound, never buffered without limit', async (t) => {
+  const server = await listen(t, { WS_MAX_BUFFERED_BYTES: String(64 * 1024) })
+  const sse = await openSse(t, server, { path: '/sse?room=firehose', h1: true })
+  await sse.next(isEvent('stream:ready'))
+  const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await server.app.metrics.metrics())?.[1])
+  t.equal(await metric('sse_streams'), 1)
+  sse.pause()
+  const payload = 'x'.repeat(16 * 1024)
+  // Bounded: 64 MiB at most, far beyond the bound plus what loopback socket buffers absorb.
+  for (let n = 0; n < 4096 && await metric('sse_slow_consumer_closes_total') === 0; n++) {
+    await server.app.roomHub.publish('firehose', 'room:message', { payload })
+    if (n % 64 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(await metric('sse_slow_consumer_closes_total'), 1, 'the stream was ended by the server')
+  sse.resume()
+  await sse.ended(10_000)
 })
 
 t.test('app.close() ends open streams instead of waiting for them', async (t) => {
