@@ -1,10 +1,12 @@
 // Outbound client throughput: Keel's resilient client (breaker + retries + budget + deadline +
 // bulkhead + schema check) against a raw undici Pool and Node's fetch, all calling the same local
-// upstream (a separate process on 127.0.0.1) in one run, in bounded, interleaved windows.
+// upstream (a separate process on 127.0.0.1) in one run, in bounded, interleaved windows. Then how fast
+// an open breaker refuses: a client whose upstream is down trips its breaker, and each refusal is timed.
 // Run: `npx node bench/outbound.ts [--seconds 2] [--rounds 3] [--concurrency 16]` (npx puts Node 24 first).
 
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
@@ -88,6 +90,51 @@ export async function closedLoop (call: () => Promise<unknown>, concurrency: num
   return { rate: done / ((performance.now() - started) / 1000), errors }
 }
 
+// Refusals timed one by one once the breaker is open: enough for a stable p99, a few ms in all.
+const REFUSALS = 20_000
+
+/**
+ * Trips a client's breaker against an origin nobody listens on (every attempt refused at once), then
+ * times `REFUSALS` calls one at a time: the latency of `CircuitOpenError`, percentiles in µs.
+ */
+export async function breakerOpenLatency (): Promise<{ p50: number, p99: number, max: number, refusals: number }> {
+  const dead = `http://127.0.0.1:${await closedPort()}`
+  const client = createResilientClient({
+    name: 'bench-dead',
+    baseUrl: dead,
+    maxRetries: 0,
+    breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 60_000, rollingWindowMs: 10_000 }
+  })
+  try {
+    // Bounded: the breaker opens after `volumeThreshold` failures; 100 calls are far more than enough.
+    for (let i = 0; i < 100 && client.circuitState().state !== 'open'; i++) await client.getJson(PATH, Quote).catch(() => {})
+    if (client.circuitState().state !== 'open') throw new Error('the breaker did not open against a dead upstream')
+    const micros: number[] = []
+    for (let i = 0; i < REFUSALS; i++) {
+      const started = performance.now()
+      try {
+        await client.getJson(PATH, Quote)
+      } catch {}
+      micros.push((performance.now() - started) * 1000)
+    }
+    micros.sort((a, b) => a - b)
+    const at = (q: number) => micros[Math.min(micros.length - 1, Math.floor(q * micros.length))]!
+    return { p50: at(0.5), p99: at(0.99), max: micros[micros.length - 1]!, refusals: micros.length }
+  } finally {
+    await client.close()
+  }
+}
+
+/** A loopback port with nothing listening (bound, then released). */
+async function closedPort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
 async function startUpstream (): Promise<{ origin: string, child: ChildProcess }> {
   const child = spawn(process.execPath, ['-e', UPSTREAM_SOURCE], { stdio: ['ignore', 'pipe', 'inherit'] })
   const [chunk] = await Promise.race([
@@ -140,6 +187,13 @@ async function main (): Promise<void> {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')
   process.stdout.write(`\n${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`)
+  const poolRatio = median(rates.get('resilient')!) / pool
+  process.stdout.write(`\ngoal: resilient client ≥ 0.9× raw undici Pool: ${poolRatio.toFixed(2)}× ${poolRatio >= 0.9 ? '✓' : '✗'}\n`)
+
+  const open = await breakerOpenLatency()
+  process.stdout.write(`\nbreaker open: ${open.refusals} refusals timed one by one (CircuitOpenError, no socket touched): ` +
+    `p50 ${open.p50.toFixed(1)} µs, p99 ${open.p99.toFixed(1)} µs, max ${open.max.toFixed(0)} µs\n`)
+  process.stdout.write(`goal: breaker-open rejection p99 < 1 ms: ${(open.p99 / 1000).toFixed(3)} ms ${open.p99 < 1000 ? '✓' : '✗'}\n`)
 }
 
 if (import.meta.main) {
