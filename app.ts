@@ -111,7 +111,14 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     app = Fastify(common)
   }
   // Fastify sets these on an http.Server only; the HTTP/1.1 side of the HTTP/2 server reads the same fields.
-  Object.assign(app.server, { headersTimeout: h.headersTimeout, requestTimeout: h.requestTimeout, keepAliveTimeout: h.keepAliveTimeout })
+  // Node enforces headers/request timeouts on a sweep every `connectionsCheckingInterval` (30 s by
+  // default, read at listen): once a second cuts a slowloris connection within headersTimeout + 1 s.
+  Object.assign(app.server, {
+    headersTimeout: h.headersTimeout,
+    requestTimeout: h.requestTimeout,
+    keepAliveTimeout: h.keepAliveTimeout,
+    connectionsCheckingInterval: 1000
+  })
   if (tls?.generated === true) app.log.info({ certFile: tls.files.certFile }, 'generated a self-signed development certificate (npm run certs regenerates it)')
 
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
