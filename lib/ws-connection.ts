@@ -60,16 +60,30 @@ export function textFrame (text: string): Buffer {
 /** The parts of ws's internals the shared-frame write relies on; checked on every use, with a fallback. */
 interface WsInternals { _socket?: Socket, _sender?: { _state?: unknown } }
 
+/** Sockets corked by this tick's shared writes, uncorked together once the tick's work is done. */
+const corked: Socket[] = []
+function uncorkAll (): void {
+  for (const raw of corked) raw.uncork()
+  corked.length = 0
+}
+
 /**
  * Writes a packet's shared frame straight to the socket when ws's sender is idle (state DEFAULT = 0:
  * nothing queued behind compression or a Blob read), so ws does not frame it again per recipient.
  * Otherwise `send` keeps ws's ordering. Bytes written either way count in `bufferedAmount`.
+ * The socket stays corked until the current tick ends, so every message one tick fans out to it
+ * (several publishes read in one chunk) leaves in one write: the system call, not the framing, is
+ * most of a delivery's cost. Everything written to the socket, ws's own sends too, keeps its order.
  */
 function writeShared (socket: WebSocket, packet: HubPacket): void {
   const internals = socket as unknown as WsInternals
   const raw = internals._socket
   if (internals._sender?._state === 0 && raw !== undefined && raw.writable) {
     packet.wsFrame ??= textFrame(packet.text)
+    if (raw.writableCorked === 0) {
+      raw.cork()
+      if (corked.push(raw) === 1) process.nextTick(uncorkAll)
+    }
     raw.write(packet.wsFrame)
   } else {
     socket.send(packet.text)

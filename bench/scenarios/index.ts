@@ -1,5 +1,5 @@
 // The registry `npm run bench` runs, in issue 8's order. A new scenario is a `Scenario` object
-// (bench/lib/scenario.ts) added here; WebSocket (5, 6) scenarios plug in the same way.
+// (bench/lib/scenario.ts) added here.
 // Scenario 7 belongs to the resilient-client issue: bench/outbound.ts, when present, either exports
 // `scenario` (run like the others) or is a script whose printed output is included as is.
 
@@ -11,6 +11,7 @@ import { resolve } from 'node:path'
 import { BENCH_DIR } from '../lib/server-process.ts'
 import type { RunSettings, Scenario } from '../lib/scenario.ts'
 import { httpScenarios } from './http.ts'
+import { wsScenarios } from './ws.ts'
 
 const OUTBOUND_FILE = resolve(BENCH_DIR, 'outbound.ts')
 // A script scenario gets this long before it is stopped (its windows are bounded by --seconds × --rounds).
@@ -60,7 +61,7 @@ async function outboundScenario (): Promise<Scenario> {
 }
 
 export async function loadScenarios (): Promise<Scenario[]> {
-  return [...httpScenarios, await outboundScenario()]
+  return [...httpScenarios, ...wsScenarios, await outboundScenario()]
 }
 
 /** CLI names: each scenario's own, plus each family (`compress` → compress-gzip, compress-br). */

@@ -1,6 +1,7 @@
 // Keel as production builds it — `buildApp(loadConfig(...))` — plus the benchmark's routes, declared the
 // way a route author declares theirs, so every edge policy in app.ts applies to them. Also seeds the
-// items resource so `GET /api/v1/items?limit=1` serves a real page from SQLite.
+// items resource so `GET /api/v1/items?limit=1` serves a real page from SQLite. The WebSocket scenarios
+// use `/ws` as is (open room `bench`) and the bench-only memory probe below.
 
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -13,6 +14,7 @@ import { announceListening, closeOnSignal, serverOptions } from '../lib/serve.ts
 import {
   BENCH_JWT_SECRET, BENCH_ORIGIN, BENCH_RATE_LIMIT, LARGE_PATH, ME_PATH, SMALL_PATH, largeBody, meSchema, pageSchema, smallBody
 } from '../lib/workload.ts'
+import { MEMORY_PATH, memoryReport } from '../lib/ws-workload.ts'
 
 const SEEDED_ITEMS = 20
 
@@ -27,6 +29,8 @@ async function benchRoutes (fastify: FastifyInstance): Promise<void> {
       const user = request.user as AuthUser
       return { sub: user.sub, scopes: user.scopes }
     })
+  // Bench-only (never in production code): a full GC, then RSS and open sockets (scenario 6).
+  fastify.get(MEMORY_PATH, { config: { auth: false, loadShedding: false } }, async (request) => memoryReport(fastify.webSockets.size, request.url))
 }
 
 const options = serverOptions()
@@ -46,7 +50,16 @@ const config = loadConfig({
   JWT_SECRET: BENCH_JWT_SECRET,
   RATE_LIMIT_MAX: String(BENCH_RATE_LIMIT.max),
   RATE_LIMIT_WINDOW_MS: String(BENCH_RATE_LIMIT.windowMs),
-  DATABASE_FILE: ':memory:'
+  DATABASE_FILE: ':memory:',
+  // WebSocket budgets no benchmark reaches, like the rate limit above: the token bucket still runs on
+  // every message, and the per-user cap is counted, but the load's one publisher and its many sockets
+  // per subject are never refused.
+  // Load shedding stays on (its hook runs on every request) with a limit the benchmark never reaches:
+  // the memory probe's forced GCs, on a machine shared with other work, would otherwise trip it.
+  SHED_MAX_EVENT_LOOP_DELAY_MS: '60000',
+  WS_MESSAGE_RATE: '100000',
+  WS_MESSAGE_BURST: '1000000',
+  WS_MAX_CONNECTIONS_PER_USER: '100000'
 }, cwd)
 
 const app = await buildApp(config)
