@@ -76,6 +76,12 @@ export function readSections (doc: string): Map<string, string> {
   return new Map([...doc.matchAll(SECTION)].map((m) => [m[1]!, m[0]]))
 }
 
+/** The part of an existing BENCHMARKS.md above its first section (all of it when it has none), for runners that keep the head. */
+export function headOf (doc: string): string {
+  const first = doc.search(/<!-- bench:[\w.-]+ -->/)
+  return first < 0 ? doc : doc.slice(0, first)
+}
+
 /**
  * The new BENCHMARKS.md: `head`, then the sections — fresh ones replacing old ones of the same name,
  * in `order`; sections of other names (not run this time, or written by another runner) are kept after.
