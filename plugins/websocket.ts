@@ -58,6 +58,13 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 // One warning per interval while the hub's Redis is failing, with the count of what was not logged.
 const REDIS_WARNING_INTERVAL_MS = 30_000
 
+/** The close code ws sends for a protocol error, by the error's `code`. */
+function protocolCloseCode (code: string | undefined): number {
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.TOO_BIG
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007
+  return 1002
+}
+
 /** prom-client children by label value, so a hot path increments without hashing a label object. */
 function byLabel (counter: Counter<string>): (value: string) => { inc: (n?: number) => void } {
   const children = new Map<string, { inc: (n?: number) => void }>()
@@ -187,7 +194,10 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
     this[kConnection]!.awaitingPong = false
   }
   function onSocketError (this: Socket, err: Error): void {
-    // ws closes the connection itself (1009 for an oversized frame, 1002/1007 for protocol errors).
+    // ws closes the connection itself (1009 for an oversized frame, 1002/1007 for protocol errors):
+    // record the code it sent, so ws_closes_total counts what the client saw rather than 1006.
+    const conn = this[kConnection]
+    if (conn !== undefined) conn.closedWith ??= protocolCloseCode((err as { code?: string }).code)
     fastify.log.debug({ err: { message: err.message, code: (err as { code?: string }).code } }, 'WebSocket protocol error')
   }
   function onClose (this: Socket, code: number): void {

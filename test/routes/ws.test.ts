@@ -209,6 +209,9 @@ t.test('a frame over WS_MAX_PAYLOAD_BYTES closes the connection with 1009', asyn
   t.match(await socket.request('room:publish', { room: 'big', payload: 'x'.repeat(3000) }), { event: 'ack' }, 'under the limit is fine')
   socket.send({ event: 'room:publish', data: { room: 'big', payload: 'x'.repeat(5000) } })
   t.equal((await socket.closed()).code, 1009)
+  // Once closed (close waits for every connection), the server counted the code the client saw.
+  await server.app.close()
+  t.match(await server.app.metrics.metrics(), /^ws_closes_total\{code="1009"\} 1$/m)
 })
 
 t.test('the default frame limit is 64 KiB', async (t) => {
