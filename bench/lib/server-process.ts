@@ -1,19 +1,15 @@
 // The harness side of a benchmarked server: a separate Node process (pinned to the server CPU with
 // `taskset` when pinning is on) that listens on 127.0.0.1 with a free port. Reads the process's own
-// CPU accounting from /proc, and stops it with SIGTERM (SIGKILL if it lingers). Every server started
-// here is killed when the harness exits, however it exits.
+// CPU accounting from /proc; spawned, stopped and reaped as every bench child is (bench-child.ts).
 
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LISTENING_LINE, type ServerOptions } from './serve.ts'
+import { spawnBenchChild } from './bench-child.ts'
 
 export const BENCH_DIR = resolve(import.meta.dirname, '..')
 const START_TIMEOUT_MS = 30_000
-const STOP_TIMEOUT_MS = 5000
-// Enough of a server's output to explain why it failed, without holding everything it ever printed.
-const OUTPUT_KEPT = 16 * 1024
 
 export interface ServerProcess {
   pid: number
@@ -32,9 +28,6 @@ export interface StartOptions {
   /** CPU to pin the process to (needs taskset). */
   cpu?: number
 }
-
-const live = new Set<ChildProcess>()
-process.once('exit', () => { for (const child of live) child.kill('SIGKILL') })
 
 let clockTicks: number | undefined
 function ticksPerSecond (): number {
@@ -71,18 +64,8 @@ export function hasTaskset (): boolean {
 
 /** Starts `bench/servers/<script>` and resolves once it announced its port. */
 export async function startServer (opts: StartOptions): Promise<ServerProcess> {
-  const node = [resolve(BENCH_DIR, 'servers', opts.script), JSON.stringify(opts.options ?? {})]
-  const [command, args] = opts.cpu === undefined
-    ? [process.execPath, node]
-    : ['taskset', ['-c', String(opts.cpu), process.execPath, ...node]]
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } })
-  live.add(child)
-  let output = ''
-  const keep = (chunk: Buffer): void => { output = (output + chunk.toString()).slice(-OUTPUT_KEPT) }
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
-  const exited = once(child, 'exit')
-  exited.then(() => live.delete(child), () => {})
+  const server = spawnBenchChild([resolve(BENCH_DIR, 'servers', opts.script), JSON.stringify(opts.options ?? {})], { cpu: opts.cpu })
+  const { child, output } = server
 
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => fail(`${opts.script} did not listen within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS)
@@ -95,10 +78,10 @@ export async function startServer (opts: StartOptions): Promise<ServerProcess> {
     function fail (message: string): void {
       settle()
       child.kill('SIGKILL')
-      reject(new Error(`${message}; its output:\n${output.trim()}`))
+      reject(new Error(`${message}; its output:\n${output().trim()}`))
     }
     function check (): void {
-      const m = new RegExp(`^${LISTENING_LINE} (\\d+)$`, 'm').exec(output)
+      const m = new RegExp(`^${LISTENING_LINE} (\\d+)$`, 'm').exec(output())
       if (m === null) return
       settle()
       resolve(Number(m[1]))
@@ -108,17 +91,5 @@ export async function startServer (opts: StartOptions): Promise<ServerProcess> {
   })
 
   const pid = child.pid!
-  return {
-    pid,
-    port,
-    cpuSeconds: () => processCpuSeconds(pid),
-    output: () => output,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS)
-      await exited
-      clearTimeout(timer)
-    }
-  }
+  return { pid, port, cpuSeconds: () => processCpuSeconds(pid), output, stop: server.stop }
 }
