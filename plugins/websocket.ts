@@ -115,10 +115,14 @@ async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOpt
   for (const client of [redis, subscriber]) {
     client.on('error', (err: Error) => { down = true; warn(err.message, `room hub Redis unreachable; ${consequence}`) })
   }
-  redis.on('ready', () => {
+  // Both connections must be back (commands and subscriptions) for rooms to span instances again.
+  const onReady = (): void => {
+    if (redis.status !== 'ready' || subscriber.status !== 'ready') return
     if (down) fastify.log.info('room hub Redis reachable again: rooms span instances again')
     down = false
-  })
+  }
+  redis.on('ready', onReady)
+  subscriber.on('ready', onReady)
   const instanceId = randomUUID()
   const bus = createRedisBus({
     redis,

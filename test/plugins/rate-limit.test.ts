@@ -133,6 +133,8 @@ t.test('Redis stopped mid-test: requests still succeed (fail-open), a warning is
 
     await redis.restart()
     await logs.waitFor(/rate-limit Redis reachable again/, 10_000)
+    // The room hub shares REDIS_URL and readiness waits for its connections too.
+    await logs.waitFor(/room hub Redis reachable again/, 10_000)
     t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200, 'ready again')
     const after = await hit(app, 4)
     t.same(after.map((r) => r.statusCode), [200, 200, 200, 429], 'limiting resumes (the restarted Redis is empty)')
