@@ -114,6 +114,8 @@ async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOpt
   }
   for (const client of [redis, subscriber]) {
     client.on('error', (err: Error) => { down = true; warn(err.message, `room hub Redis unreachable; ${consequence}`) })
+    // A lost connection that ioredis re-opens before any error is still an outage to report the end of.
+    client.on('close', () => { down = true })
   }
   // Both connections must be back (commands and subscriptions) for rooms to span instances again.
   const onReady = (): void => {
