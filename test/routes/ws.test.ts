@@ -9,6 +9,7 @@ import { ROOT, listen } from '../helpers/app.ts'
 import { h2request, h2session } from '../helpers/http.ts'
 import { testToken, tokenFixture } from '../helpers/tokens.ts'
 import { openSocket, upgradeStatus } from '../helpers/ws.ts'
+import { redisSkipReason, startRedis } from '../helpers/redis.ts'
 
 t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
   const server = await listen(t, { CORS_ORIGINS: 'https://app.example' })
@@ -80,76 +81,85 @@ t.test('on open the server sends connection:ready with the connection id and the
   t.not(a.ready.data.connectionId, b.ready.data.connectionId, 'each connection has its own id')
 })
 
-t.test('rooms: join, publish and leave, with acks', async (t) => {
-  const server = await listen(t)
-  const alice = await openSocket(t, server, { sub: 'alice' })
-  const bob = await openSocket(t, server, { sub: 'bob' })
-  const carol = await openSocket(t, server, { sub: 'carol' })
+// The same promises with the hub in process and with its state in Redis (REDIS_URL, one instance here;
+// across instances: test/routes/ws-redis.test.ts).
+const backends = [
+  { name: 'in process', skip: false as string | false, env: async (_t: unknown): Promise<Record<string, string>> => ({}) },
+  { name: 'through Redis', skip: redisSkipReason(), env: async (t: Parameters<typeof startRedis>[0]) => ({ REDIS_URL: (await startRedis(t)).url }) }
+]
 
-  t.same(await alice.request('room:join', { room: 'lobby' }), { event: 'ack', id: 'r1', data: { room: 'lobby', joined: true, seq: 0 } })
-  t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { room: 'lobby', joined: true } })
-  t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { joined: false } }, 'joining twice is harmless')
+for (const backend of backends) {
+  t.test(`rooms: join, publish and leave, with acks (${backend.name})`, { skip: backend.skip }, async (t) => {
+    const server = await listen(t, await backend.env(t))
+    const alice = await openSocket(t, server, { sub: 'alice' })
+    const bob = await openSocket(t, server, { sub: 'bob' })
+    const carol = await openSocket(t, server, { sub: 'carol' })
 
-  t.test('members except the sender receive room:message {room, from, payload, seq}', async (t) => {
-    const ack = await alice.request('room:publish', { room: 'lobby', payload: { text: 'hi', n: [1, 2] } })
-    t.match(ack, { event: 'ack', data: { room: 'lobby', seq: 1 } })
-    const message = await bob.next((m) => m.event === 'room:message')
-    t.same(message, { event: 'room:message', data: { from: 'alice', payload: { text: 'hi', n: [1, 2] }, room: 'lobby', seq: 1 } })
-    t.equal(await alice.maybeNext((m) => m.event === 'room:message', 300), null, 'the sender does not get its own message')
-    t.equal(await carol.maybeNext((m) => m.event === 'room:message', 100), null, 'a non-member gets nothing')
+    t.same(await alice.request('room:join', { room: 'lobby' }), { event: 'ack', id: 'r1', data: { room: 'lobby', joined: true, seq: 0 } })
+    t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { room: 'lobby', joined: true } })
+    t.match(await bob.request('room:join', { room: 'lobby' }), { event: 'ack', data: { joined: false } }, 'joining twice is harmless')
+
+    t.test('members except the sender receive room:message {room, from, payload, seq}', async (t) => {
+      const ack = await alice.request('room:publish', { room: 'lobby', payload: { text: 'hi', n: [1, 2] } })
+      t.match(ack, { event: 'ack', data: { room: 'lobby', seq: 1 } })
+      const message = await bob.next((m) => m.event === 'room:message')
+      t.same(message, { event: 'room:message', data: { from: 'alice', payload: { text: 'hi', n: [1, 2] }, room: 'lobby', seq: 1 } })
+      t.equal(await alice.maybeNext((m) => m.event === 'room:message', 300), null, 'the sender does not get its own message')
+      t.equal(await carol.maybeNext((m) => m.event === 'room:message', 100), null, 'a non-member gets nothing')
+    })
+
+    t.test('seq grows by exactly one per room, each room counting on its own', async (t) => {
+      await alice.request('room:join', { room: 'other' })
+      await bob.request('room:join', { room: 'other' })
+      const seqs: number[] = []
+      for (let i = 0; i < 5; i++) {
+        await alice.request('room:publish', { room: 'lobby', payload: i })
+        if (i === 2) await bob.request('room:publish', { room: 'other', payload: 'x' })
+      }
+      for (let i = 0; i < 5; i++) seqs.push((await bob.next((m) => m.event === 'room:message' && m.data.room === 'lobby')).data.seq)
+      t.same(seqs, [2, 3, 4, 5, 6])
+      t.equal((await alice.next((m) => m.event === 'room:message' && m.data.room === 'other')).data.seq, 1)
+    })
+
+    t.test('a message without an id gets no ack but is still delivered', async (t) => {
+      alice.send({ event: 'room:publish', data: { room: 'lobby', payload: 'no-id' } })
+      t.match(await bob.next((m) => m.event === 'room:message' && m.data.payload === 'no-id'), { data: { seq: 7 } })
+      t.equal(await alice.maybeNext((m) => m.event === 'ack', 300), null)
+    })
+
+    t.test('after room:leave the connection receives nothing from the room', async (t) => {
+      t.match(await bob.request('room:leave', { room: 'lobby' }), { event: 'ack', data: { room: 'lobby', left: true } })
+      t.match(await bob.request('room:leave', { room: 'lobby' }), { event: 'ack', data: { left: false } })
+      await alice.request('room:publish', { room: 'lobby', payload: 'after-leave' })
+      t.equal(await bob.maybeNext((m) => m.event === 'room:message' && m.data.room === 'lobby', 300), null)
+    })
   })
 
-  t.test('seq grows by exactly one per room, each room counting on its own', async (t) => {
-    await alice.request('room:join', { room: 'other' })
-    await bob.request('room:join', { room: 'other' })
-    const seqs: number[] = []
-    for (let i = 0; i < 5; i++) {
-      await alice.request('room:publish', { room: 'lobby', payload: i })
-      if (i === 2) await bob.request('room:publish', { room: 'other', payload: 'x' })
-    }
-    for (let i = 0; i < 5; i++) seqs.push((await bob.next((m) => m.event === 'room:message' && m.data.room === 'lobby')).data.seq)
-    t.same(seqs, [2, 3, 4, 5, 6])
-    t.equal((await alice.next((m) => m.event === 'room:message' && m.data.room === 'other')).data.seq, 1)
+  t.test(`presence: join and leave pushes, and presence:list with user ids and counts (${backend.name})`, { skip: backend.skip }, async (t) => {
+    const server = await listen(t, await backend.env(t))
+    const alice = await openSocket(t, server, { sub: 'alice' })
+    const bob = await openSocket(t, server, { sub: 'bob' })
+    const bobTab2 = await openSocket(t, server, { sub: 'bob' })
+    await alice.request('room:join', { room: 'team' })
+
+    await bob.request('room:join', { room: 'team' })
+    t.same(await alice.next((m) => m.event === 'presence:join'), { event: 'presence:join', data: { user: 'bob', count: 2, room: 'team' } })
+    t.equal(await bob.maybeNext((m) => m.event === 'presence:join', 200), null, 'the joiner is not told about itself')
+
+    await bobTab2.request('room:join', { room: 'team' })
+    t.equal(await alice.maybeNext((m) => m.event === 'presence:join', 300), null, 'a second connection of a present user is not a new presence')
+    const list = await alice.request('presence:list', { room: 'team' })
+    t.match(list, { event: 'ack', data: { room: 'team', count: 2 } })
+    t.same([...list.data.users].sort(), ['alice', 'bob'])
+
+    await bob.request('room:leave', { room: 'team' })
+    t.equal(await alice.maybeNext((m) => m.event === 'presence:leave', 300), null, 'bob is still there through another connection')
+    bobTab2.ws.close()
+    t.same(await alice.next((m) => m.event === 'presence:leave'), { event: 'presence:leave', data: { user: 'bob', count: 1, room: 'team' } },
+      'closing the last connection leaves every room')
+    t.same((await alice.request('presence:list', { room: 'team' })).data, { room: 'team', users: ['alice'], count: 1 })
   })
-
-  t.test('a message without an id gets no ack but is still delivered', async (t) => {
-    alice.send({ event: 'room:publish', data: { room: 'lobby', payload: 'no-id' } })
-    t.match(await bob.next((m) => m.event === 'room:message' && m.data.payload === 'no-id'), { data: { seq: 7 } })
-    t.equal(await alice.maybeNext((m) => m.event === 'ack', 300), null)
-  })
-
-  t.test('after room:leave the connection receives nothing from the room', async (t) => {
-    t.match(await bob.request('room:leave', { room: 'lobby' }), { event: 'ack', data: { room: 'lobby', left: true } })
-    t.match(await bob.request('room:leave', { room: 'lobby' }), { event: 'ack', data: { left: false } })
-    await alice.request('room:publish', { room: 'lobby', payload: 'after-leave' })
-    t.equal(await bob.maybeNext((m) => m.event === 'room:message' && m.data.room === 'lobby', 300), null)
-  })
-})
-
-t.test('presence: join and leave pushes, and presence:list with user ids and counts', async (t) => {
-  const server = await listen(t)
-  const alice = await openSocket(t, server, { sub: 'alice' })
-  const bob = await openSocket(t, server, { sub: 'bob' })
-  const bobTab2 = await openSocket(t, server, { sub: 'bob' })
-  await alice.request('room:join', { room: 'team' })
-
-  await bob.request('room:join', { room: 'team' })
-  t.same(await alice.next((m) => m.event === 'presence:join'), { event: 'presence:join', data: { user: 'bob', count: 2, room: 'team' } })
-  t.equal(await bob.maybeNext((m) => m.event === 'presence:join', 200), null, 'the joiner is not told about itself')
-
-  await bobTab2.request('room:join', { room: 'team' })
-  t.equal(await alice.maybeNext((m) => m.event === 'presence:join', 300), null, 'a second connection of a present user is not a new presence')
-  const list = await alice.request('presence:list', { room: 'team' })
-  t.match(list, { event: 'ack', data: { room: 'team', count: 2 } })
-  t.same([...list.data.users].sort(), ['alice', 'bob'])
-
-  await bob.request('room:leave', { room: 'team' })
-  t.equal(await alice.maybeNext((m) => m.event === 'presence:leave', 300), null, 'bob is still there through another connection')
-  bobTab2.ws.close()
-  t.same(await alice.next((m) => m.event === 'presence:leave'), { event: 'presence:leave', data: { user: 'bob', count: 1, room: 'team' } },
-    'closing the last connection leaves every room')
-  t.same((await alice.request('presence:list', { room: 'team' })).data, { room: 'team', users: ['alice'], count: 1 })
-})
+}
 
 t.test('errors answer the id once and never close the connection', async (t) => {
   const server = await listen(t)
