@@ -315,6 +315,25 @@ export class KeelClient {
     })
   }
 
+  /**
+   * Sends `event` without an id (fire-and-forget): the server sends no ack, and a refusal comes back as
+   * an `error` event. Nothing is kept: not re-sent after a reconnect, and a `room:publish` sent this
+   * way is not known as our own, so in a room joined with `join()` the next message reports a `gap`
+   * (use `publish()` there). Throws `NOT_CONNECTED` when no connection is ready or the socket refuses it.
+   */
+  send<E extends RequestName> (event: E, ...args: DataArgs<RequestData<E>>): void {
+    const socket = this.#socket
+    if (this.#state !== 'open' || socket === undefined || socket.readyState !== OPEN) {
+      throw new KeelClientError(KeelClientErrorCode.NOT_CONNECTED, `cannot send "${event}": not connected`)
+    }
+    const data = args[0]
+    try {
+      socket.send(JSON.stringify(data === undefined ? { event } : { event, data }))
+    } catch {
+      throw new KeelClientError(KeelClientErrorCode.NOT_CONNECTED, `cannot send "${event}": the socket refused it`)
+    }
+  }
+
   /** Joins a room; the client re-joins it after every reconnect until `leave(room)` or `close()`. */
   async join (room: string): Promise<JoinAck> {
     const existing = this.#rooms.get(room)

@@ -1,13 +1,15 @@
 // The WebSocket load generator: a separate process (the harness pins it to the load CPU) holding up to
 // tens of thousands of client sockets, running one command at a time sent by bench/lib/ws-load.ts over
 // IPC — open the fan-out sockets, echo round trips, a fan-out window, open or close idle sockets — and
-// answering with figures. Two client kinds: Keel's envelope protocol over `ws` (Keel and the raw ws
-// peer speak it) and socket.io-client. Every wait is bounded; a command never outlives its deadline.
+// answering with figures. Two client kinds: Keel's own typed client (lib/keel-client.ts) over `ws`, for
+// Keel and the raw ws peer (both speak the envelope protocol), and socket.io-client. Every wait is
+// bounded; a command never outlives its deadline; a socket lost mid-run is reported, never reconnected.
 
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WebSocket, type RawData } from 'ws'
+import { WebSocket } from 'ws'
 import { io, type Socket as IoSocket } from 'socket.io-client'
+import { KeelClient, type RoomMessage } from '../../lib/keel-client.ts'
 import { BENCH_ROOM, benchWsToken } from './ws-workload.ts'
 import type { LoadCommand, LoadReply, Protocol, WindowFigures } from './ws-load.ts'
 
@@ -25,14 +27,17 @@ const SHED_RETRIES = 40
 // What a chat message carries besides the publisher's stamp: delivered frames of ~200 bytes.
 const CHAT_TEXT = 'The quick brown fox jumps over the lazy dog while the crew hauls the anchor.'
 
-interface RoomMessage { payload: { n: number, sentAt: number } }
+/** What the publisher puts in each room message: its number and when it was sent. */
+interface ChatPayload { n: number, sentAt: number }
 
 /** A client socket of either kind, as the commands use it. */
 interface BenchSocket {
-  /** Sends an event and resolves with the server's acknowledgement. */
-  request: (event: string, data: unknown) => Promise<unknown>
-  /** Sends an event without asking for an acknowledgement. */
-  emit: (event: string, data: unknown) => void
+  /** Joins a room; resolves on the server's acknowledgement. */
+  join: (room: string) => Promise<unknown>
+  /** One acknowledged round trip. */
+  ping: () => Promise<unknown>
+  /** Publishes without asking for an acknowledgement, as a chat client does. */
+  publish: (room: string, payload: unknown) => void
   close: () => void
 }
 
@@ -47,56 +52,78 @@ class RefusedUpgrade extends Error {
   }
 }
 
-function timeout (what: string): Error {
-  return new Error(`${what} took more than ${REQUEST_TIMEOUT_MS / 1000} s`)
+/** Sockets that closed without the load closing them, since the last `takeProblems`. */
+let lostSockets = 0
+
+/**
+ * A `ws` socket to the URL KeelClient built, with its `?access_token=` moved to `Authorization: Bearer`:
+ * the handshake both servers are measured with (the raw ws peer reads only the header).
+ */
+function bearerSocket (clientUrl: string): WebSocket {
+  const url = new URL(clientUrl)
+  const token = url.searchParams.get('access_token')
+  url.searchParams.delete('access_token')
+  return new WebSocket(url.href, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, skipUTF8Validation: true })
 }
 
-/** Keel's protocol (contract §4): JSON envelopes, `id` → one `ack`, `connection:ready` on open. */
+/**
+ * Keel's protocol (contract §4) through KeelClient. Rooms are joined with `request('room:join')`, not
+ * `join()`: the client then keeps no seq state for them, so every room:message the server delivers
+ * reaches `onRoomMessage` once — a duplicate is counted, not dropped — and nothing is re-joined.
+ */
 function openEnvelopeSocket (url: string): Opener {
-  return (sub, onRoomMessage) => new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${benchWsToken(sub)}` }, perMessageDeflate: false, skipUTF8Validation: true })
-    const pending = new Map<string, { resolve: (data: unknown) => void, reject: (err: Error) => void }>()
-    let nextId = 0
-    const socket: BenchSocket = {
-      request: (event, data) => new Promise((resolve, reject) => {
-        const id = String(++nextId)
-        pending.set(id, { resolve, reject })
-        ws.send(JSON.stringify({ event, data, id }))
-      }),
-      emit: (event, data) => ws.send(JSON.stringify({ event, data })),
-      close: () => ws.terminate()
+  return async (sub, onRoomMessage) => {
+    let ws: WebSocket | undefined
+    let refusedStatus: number | undefined
+    let socketError: Error | undefined
+    let established = false
+    let closing = false
+    const client = new KeelClient({
+      url,
+      token: benchWsToken(sub),
+      createSocket: (socketUrl) => {
+        const socket = bearerSocket(socketUrl)
+        // Listening for it keeps ws from turning the status into an error; the handshake is then ours to end.
+        socket.once('unexpected-response', (_req, res) => {
+          refusedStatus = res.statusCode
+          socket.terminate()
+        })
+        // KeelClient sees only a close (1006); this keeps the cause (refused connection, reset…) for the report.
+        socket.once('error', (err) => { socketError = err })
+        ws = socket
+        return socket
+      },
+      connectTimeoutMs: REQUEST_TIMEOUT_MS,
+      ackTimeoutMs: REQUEST_TIMEOUT_MS,
+      reconnect: { maxAttempts: 0 },
+      // Ids only need to be unique on their connection; a short prefix keeps each ping's frame small.
+      idPrefix: 'b'
+    })
+    client.on('room:message', onRoomMessage)
+    let closeReason = ''
+    client.on('close', ({ reason }) => {
+      closeReason = reason
+      if (established && !closing) lostSockets++
+    })
+    try {
+      await client.connect()
+    } catch (err) {
+      if (refusedStatus !== undefined) throw new RefusedUpgrade(refusedStatus)
+      throw new Error(`opening a WebSocket failed: ${socketError?.message ?? closeReason}`, { cause: err })
     }
-    const timer = setTimeout(() => {
-      ws.terminate()
-      reject(timeout('opening a WebSocket'))
-    }, REQUEST_TIMEOUT_MS)
-    ws.on('message', (raw: RawData) => {
-      const message = JSON.parse(raw.toString()) as { event: string, id?: string, data: unknown }
-      if (message.event === 'room:message') {
-        onRoomMessage(message.data as RoomMessage)
-      } else if (message.event === 'connection:ready') {
-        clearTimeout(timer)
-        resolve(socket)
-      } else if (message.id !== undefined) {
-        const waiter = pending.get(message.id)
-        pending.delete(message.id)
-        if (message.event === 'ack') waiter?.resolve(message.data)
-        else waiter?.reject(new Error(`${message.event}: ${JSON.stringify(message.data)}`))
+    established = true
+    return {
+      join: async (room) => await client.request('room:join', { room }),
+      ping: async () => await client.request('ping', null),
+      publish: (room, payload) => { client.send('room:publish', { room, payload }) },
+      close: () => {
+        closing = true
+        // No closing handshake: thousands of idle sockets go at once, as before KeelClient was used.
+        ws?.terminate()
+        client.close()
       }
-    })
-    ws.once('unexpected-response', (_req, res) => {
-      clearTimeout(timer)
-      reject(new RefusedUpgrade(res.statusCode ?? 0))
-    })
-    ws.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-    ws.once('close', () => {
-      for (const waiter of pending.values()) waiter.reject(new Error('the socket closed'))
-      pending.clear()
-    })
-  })
+    }
+  }
 }
 
 /** Socket.IO: acknowledgements are callbacks; the token travels in the handshake's `auth`. */
@@ -104,11 +131,16 @@ function openSocketIo (origin: string): Opener {
   return (sub, onRoomMessage) => new Promise((resolve, reject) => {
     const client: IoSocket = io(origin, { transports: ['websocket'], auth: { token: benchWsToken(sub) }, reconnection: false, forceNew: true, timeout: REQUEST_TIMEOUT_MS })
     client.on('room:message', onRoomMessage)
-    client.once('connect', () => resolve({
-      request: async (event, data) => await client.timeout(REQUEST_TIMEOUT_MS).emitWithAck(event, data) as unknown,
-      emit: (event, data) => { client.emit(event, data) },
-      close: () => { client.disconnect() }
-    }))
+    const request = async (event: string, data: unknown): Promise<unknown> => await client.timeout(REQUEST_TIMEOUT_MS).emitWithAck(event, data) as unknown
+    client.once('connect', () => {
+      client.on('disconnect', (reason) => { if (reason !== 'io client disconnect') lostSockets++ })
+      resolve({
+        join: async (room) => await request('room:join', { room }),
+        ping: async () => await request('ping', null),
+        publish: (room, payload) => { client.emit('room:publish', { room, payload }) },
+        close: () => { client.disconnect() }
+      })
+    })
     client.once('connect_error', (err) => {
       client.disconnect()
       reject(err)
@@ -120,7 +152,7 @@ function opener (protocol: Protocol, url: string): Opener {
   return protocol === 'socketio' ? openSocketIo(url) : openEnvelopeSocket(url)
 }
 
-/** Upgrades answered 503 and tried again since the last `takeShedProblems`. */
+/** Upgrades answered 503 and tried again since the last `takeProblems`. */
 let shed = 0
 
 /** Opens one socket, trying again while the server sheds load (503). */
@@ -136,9 +168,14 @@ async function openPatiently (open: () => Promise<BenchSocket>): Promise<BenchSo
   }
 }
 
-function takeShedProblems (): string[] {
-  const problems = shed === 0 ? [] : [`${shed} upgrades answered 503 (the server was shedding load) and tried again`]
+/** Upgrades shed and sockets lost since the last call, as problems of the window that saw them. */
+function takeProblems (): string[] {
+  const problems = [
+    ...shed === 0 ? [] : [`${shed} upgrades answered 503 (the server was shedding load) and tried again`],
+    ...lostSockets === 0 ? [] : [`${lostSockets} sockets closed without the load closing them (not reconnected)`]
+  ]
   shed = 0
+  lostSockets = 0
   return problems
 }
 
@@ -182,11 +219,12 @@ let idle: BenchSocket[] = []
 function onRoomMessage (message: RoomMessage): void {
   const w = fanout
   if (w === undefined) return
+  const payload = message.payload as ChatPayload
   w.delivered++
-  recordSince(w.latency, message.payload.sentAt)
-  const entry = w.waiting.get(message.payload.n)
+  recordSince(w.latency, payload.sentAt)
+  const entry = w.waiting.get(payload.n)
   if (entry === undefined || --entry.left > 0) return
-  w.waiting.delete(message.payload.n)
+  w.waiting.delete(payload.n)
   publishNext(w)
 }
 
@@ -198,7 +236,7 @@ function publishNext (w: FanoutWindow): void {
   const n = ++published
   const sentAt = performance.now()
   w.waiting.set(n, { left: rooms!.subscribers.length, sentAt })
-  rooms!.publisher.emit('room:publish', { room: BENCH_ROOM, payload: { n, sentAt, text: CHAT_TEXT } })
+  rooms!.publisher.publish(BENCH_ROOM, { n, sentAt, text: CHAT_TEXT })
 }
 
 /** Gives up on messages some subscriber has not received for STALL_MS, so the loop goes on. */
@@ -217,13 +255,13 @@ async function setup (protocol: Protocol, url: string, subscribers: number, echo
   const ignore = (): void => {}
   // One subject per role: presence (Keel's open rooms track it) changes once per role, not once per socket.
   const subs = await openMany(subscribers, async () => await open('bench-subscriber', onRoomMessage))
-  await Promise.all(subs.map((s) => s.request('room:join', { room: BENCH_ROOM })))
+  await Promise.all(subs.map(async (s) => await s.join(BENCH_ROOM)))
   const publisher = await open('bench-publisher', ignore)
-  await publisher.request('room:join', { room: BENCH_ROOM })
+  await publisher.join(BENCH_ROOM)
   const echo = await openMany(echoers, async () => await open('bench-echo', ignore))
   rooms = { publisher, subscribers: subs, echoers: echo }
-  // Upgrades shed while setting up delayed nothing that is measured.
-  takeShedProblems()
+  // Upgrades shed while setting up delayed nothing that is measured (a socket lost is the next window's problem).
+  shed = 0
   return { type: 'done' }
 }
 
@@ -237,12 +275,12 @@ async function echoWindow (seconds: number): Promise<WindowFigures> {
   await Promise.all(echoers.map(async (socket) => {
     while (performance.now() < ends) {
       const sent = performance.now()
-      await socket.request('ping', null)
+      await socket.ping()
       recordSince(latency, sent)
       roundTrips++
     }
   }))
-  return { operations: roundTrips, seconds: (performance.now() - began) / 1000, p50Ms: ms(latency, 50), p99Ms: ms(latency, 99), problems: [] }
+  return { operations: roundTrips, seconds: (performance.now() - began) / 1000, p50Ms: ms(latency, 50), p99Ms: ms(latency, 99), problems: takeProblems() }
 }
 
 /** Closed loop: `inFlight` messages out at a time; each one fully delivered lets the next go. */
@@ -264,7 +302,7 @@ async function fanoutWindow (seconds: number, inFlight: number): Promise<WindowF
     for (let i = 0; i < inFlight; i++) publishNext(w)
   })
   fanout = undefined
-  const problems = w.lost > 0 ? [`${w.lost} messages not received by every subscriber within ${STALL_MS / 1000} s`] : []
+  const problems = [...w.lost > 0 ? [`${w.lost} messages not received by every subscriber within ${STALL_MS / 1000} s`] : [], ...takeProblems()]
   return { operations: w.delivered, seconds: (performance.now() - began) / 1000, p50Ms: ms(w.latency, 50), p99Ms: ms(w.latency, 99), problems }
 }
 
@@ -274,7 +312,7 @@ async function openIdle (protocol: Protocol, url: string, target: number): Promi
   const began = performance.now()
   const from = idle.length
   idle.push(...await openMany(target - from, async (i) => await open(`bench-user-${from + i}`, () => {})))
-  return { operations: target - from, seconds: (performance.now() - began) / 1000, p50Ms: Number.NaN, p99Ms: Number.NaN, problems: takeShedProblems() }
+  return { operations: target - from, seconds: (performance.now() - began) / 1000, p50Ms: Number.NaN, p99Ms: Number.NaN, problems: takeProblems() }
 }
 
 async function run (command: LoadCommand): Promise<LoadReply> {

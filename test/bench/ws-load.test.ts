@@ -1,8 +1,12 @@
 // The WebSocket benchmark's plumbing, end to end with tiny loads (real server processes, the real load
 // generator process): each server speaks the protocol its client expects, fan-out windows count every
-// message at every subscriber, and the memory probe counts the sockets each server holds.
+// message at every subscriber, and the memory probe counts the sockets each server holds. A scripted
+// server then checks what the load does when a handshake is refused or a socket is lost.
 
-import t from 'tap'
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import t, { type Test } from 'tap'
+import { WebSocketServer, type WebSocket } from 'ws'
 import { startServer } from '../../bench/lib/server-process.ts'
 import { startWsLoad, type Protocol } from '../../bench/lib/ws-load.ts'
 import { WS_PATH, memoryPath, type MemoryReport } from '../../bench/lib/ws-workload.ts'
@@ -49,3 +53,63 @@ for (const [name, script, protocol] of servers) {
     t.same(await load.run({ type: 'close-idle' }, COMMAND_TIMEOUT_MS), { type: 'done' })
   })
 }
+
+interface ScriptedServer { url: string, sockets: WebSocket[] }
+
+/**
+ * A bare envelope server on 127.0.0.1: `status(n)` answers the n-th upgrade with that HTTP status
+ * instead of 101 (undefined: accept it and send connection:ready). Closed when the test ends.
+ */
+async function scriptedServer (t: Test, status: (n: number) => number | undefined): Promise<ScriptedServer> {
+  const wss = new WebSocketServer({ noServer: true })
+  const sockets: WebSocket[] = []
+  let upgrades = 0
+  const server = createServer()
+  server.on('upgrade', (req, socket, head) => {
+    const refused = status(++upgrades)
+    if (refused !== undefined) {
+      socket.end(`HTTP/1.1 ${refused} Refused\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      sockets.push(ws)
+      ws.send(JSON.stringify({ event: 'connection:ready', data: { connectionId: String(upgrades), user: { sub: 'bench', scopes: [], exp: 0 } } }))
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => {
+    for (const ws of sockets) ws.terminate()
+    server.close()
+  })
+  const { port } = server.address() as { port: number }
+  return { url: `ws://127.0.0.1:${port}${WS_PATH}`, sockets }
+}
+
+t.test('an upgrade answered 503 is tried again and counted; any other refusal fails the command with its status', async (t) => {
+  const load = startWsLoad()
+  t.teardown(load.stop)
+  const shedding = await scriptedServer(t, (n) => n === 1 ? 503 : undefined)
+  const opened = await load.figures({ type: 'open-idle', protocol: 'envelope', url: shedding.url, target: 1 }, COMMAND_TIMEOUT_MS)
+  t.equal(opened.operations, 1, 'the second try opened the socket')
+  t.match(opened.problems, [/^1 upgrades answered 503/])
+
+  const refusing = await scriptedServer(t, () => 401)
+  await t.rejects(load.run({ type: 'open-idle', protocol: 'envelope', url: refusing.url, target: 2 }, COMMAND_TIMEOUT_MS), /the upgrade was answered 401/)
+})
+
+t.test('a socket the server drops is reported as a problem of the next window', async (t) => {
+  const load = startWsLoad()
+  t.teardown(load.stop)
+  const server = await scriptedServer(t, () => undefined)
+  const { url } = server
+  t.equal((await load.figures({ type: 'open-idle', protocol: 'envelope', url, target: 2 }, COMMAND_TIMEOUT_MS)).operations, 2)
+  server.sockets[0]!.close(1011, 'dropped by the test')
+  // The drop reaches the load over its socket, the next command over IPC: ask (bounded) until it has seen it.
+  let problems: string[] = []
+  for (let asked = 0; asked < 100 && problems.length === 0; asked++) {
+    problems = (await load.figures({ type: 'open-idle', protocol: 'envelope', url, target: 2 }, COMMAND_TIMEOUT_MS)).problems
+  }
+  t.same(problems, ['1 sockets closed without the load closing them (not reconnected)'])
+  t.same(await load.run({ type: 'close-idle' }, COMMAND_TIMEOUT_MS), { type: 'done' })
+})

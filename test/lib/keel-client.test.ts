@@ -421,6 +421,24 @@ t.test('a socket that refuses a frame fails that request with NOT_CONNECTED', as
   t.equal((await rejection(client.request('ping'))).code, 'NOT_CONNECTED')
 })
 
+t.test('send() fires an envelope without an id: nothing waits for an answer, a refusal is an error event', async (t) => {
+  const { client, clock, sockets } = await connected()
+  const socket = sockets.last()
+  const errors = record(client, 'error')
+  const timers = clock.pending
+  client.send('room:publish', { room: 'lobby', payload: { text: 'hi' } })
+  client.send('ping')
+  t.same(socket.sent.slice(-2), [{ event: 'room:publish', data: { room: 'lobby', payload: { text: 'hi' } } }, { event: 'ping' }], 'no id, no data when there is none')
+  t.equal(clock.pending, timers, 'no ack timer armed')
+  socket.receive({ event: 'error', data: { code: 'FORBIDDEN', message: 'join the room first' } })
+  t.match(errors, [{ code: 'FORBIDDEN' }])
+
+  socket.send = () => { throw new Error('InvalidStateError') }
+  t.throws(() => client.send('ping'), { code: 'NOT_CONNECTED' }, 'a socket that refuses the frame')
+  client.close()
+  t.throws(() => client.send('ping'), { code: 'NOT_CONNECTED' }, 'a closed client')
+})
+
 t.test('a listener that throws is reported to onListenerError and the other listeners still run', async (t) => {
   const failures: Array<{ err: unknown, event: string }> = []
   const { client, sockets } = await connected({ onListenerError: (err, event) => failures.push({ err, event }) })
