@@ -8,6 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { DestinationStream } from 'pino'
 import type { Config } from './lib/config.ts'
 import { loadTlsMaterial, type TlsFiles } from './lib/tls.ts'
+import { lazyChildLogger } from './lib/request-logger.ts'
 import { ensureDevCertificate } from './certs/dev-cert.ts'
 import requestId, { requestIdFor } from './plugins/request-id.ts'
 import errors from './plugins/errors.ts'
@@ -75,6 +76,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   const h = config.http
   const common: FastifyServerOptions = {
     logger: loggerOptions(config, options.logStream),
+    // Each request's logger (with its reqId) is made on its first enabled line, not for every request.
+    childLoggerFactory: lazyChildLogger as unknown as FastifyServerOptions['childLoggerFactory'],
     genReqId: requestIdFor,
     requestIdHeader: false,
     bodyLimit: h.bodyLimit,

@@ -22,8 +22,47 @@ export const ANY_TAG = '*'
 export const strongETag = (value: string | number): string => `"${value}"`
 export const weakETag = (value: string): string => `W/"${value}"`
 
+// Bodies of fewer UTF-8 bytes than this are hashed in JavaScript, longer ones with SHA-1. Measured in the
+// server on a 229-byte page: SHA-1 ~4.5 µs a request (mostly the native call's fixed cost, not the
+// bytes), the loop below ~2 µs; per byte SHA-1 is several times faster, so it wins from a few hundred
+// bytes on. (@fastify/etag's docs give the same advice: FNV-1a for small payloads, SHA-1 above.)
+const SHORT_BODY = 512
+// Strings are encoded into this scratch space (at most 3 UTF-8 bytes per code unit) and hashed there:
+// a serialized body is usually a rope of concatenated pieces, and reading one with charCodeAt costs
+// several times more per character than reading bytes.
+const encoder = new TextEncoder()
+const scratch = new Uint8Array(SHORT_BODY * 3)
+
+/**
+ * The tag of a short body: 62 bits of a non-cryptographic hash (cyrb53's two multiplicative lanes and
+ * final mix, 31 bits of each lane kept) over its bytes, plus their count. Enough for a weak validator:
+ * a tag is only ever compared with tags of the same URL, so two versions of one length collide with
+ * odds of about 2^-62. Not for anything an attacker must not be able to forge.
+ */
+function shortBodyTag (bytes: Uint8Array, length: number): string {
+  let h1 = 0xdeadbeef | 0
+  let h2 = 0x41c6ce57 | 0
+  for (let i = 0; i < length; i++) {
+    const byte = bytes[i]!
+    h1 = Math.imul(h1 ^ byte, 2654435761)
+    h2 = Math.imul(h2 ^ byte, 1597334677)
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507)
+  h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909)
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507)
+  h2 ^= Math.imul(h1 ^ (h1 >>> 13), 3266489909)
+  // 31 bits of each lane: small integers print several times faster than hex or unsigned 32-bit values.
+  return weakETag(`${length}-${h2 >>> 1}-${h1 >>> 1}`)
+}
+
 /** A weak tag over a serialized body: equal bytes give equal tags, whatever coding carries them later. */
 export function weakETagOf (body: string | Buffer): string {
+  // Which hash is chosen by the UTF-8 size, so a string and its bytes always get the same one.
+  if (typeof body !== 'string') return body.length < SHORT_BODY ? shortBodyTag(body, body.length) : weakETag(hash('sha1', body, 'base64url'))
+  if (body.length < SHORT_BODY) {
+    const written = encoder.encodeInto(body, scratch).written
+    if (written < SHORT_BODY) return shortBodyTag(scratch, written)
+  }
   return weakETag(hash('sha1', body, 'base64url'))
 }
 
@@ -150,17 +189,23 @@ export type Precondition =
 const PROCEED: Precondition = { result: 'proceed' }
 const FAILED: Precondition = { result: 'failed' }
 
+/** Whether the request is conditional at all; when not, there is nothing to evaluate (or to look up for it). */
+export function hasPreconditions (headers: ConditionalHeaders): boolean {
+  return headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined ||
+    headers['if-match'] !== undefined || headers['if-unmodified-since'] !== undefined
+}
+
 /**
  * Evaluates the preconditions in the order of RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since;
  * then If-None-Match, else (GET/HEAD) If-Modified-Since. `failed` means 412; `not-modified` means 304
  * (only for GET and HEAD) and carries the tag the client holds.
  */
 export function evaluatePreconditions (method: string, headers: ConditionalHeaders, current: Validators): Precondition {
+  if (!hasPreconditions(headers)) return PROCEED
   const ifMatch = headers['if-match']
   const ifNoneMatch = headers['if-none-match']
   const ifModifiedSince = headers['if-modified-since']
   const ifUnmodifiedSince = headers['if-unmodified-since']
-  if (ifMatch === undefined && ifNoneMatch === undefined && ifModifiedSince === undefined && ifUnmodifiedSince === undefined) return PROCEED
 
   const now = Date.now()
   if (ifMatch !== undefined) {

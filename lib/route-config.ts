@@ -2,6 +2,8 @@
 // file to learn what `config: { ... }` can say. Each plugin resolves its key once, at route
 // registration (onRoute), never per request.
 
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
 /** `false` = public; `'optional'` = verify a token when sent; `{ scopes }` = token with every scope. */
 export type RouteAuth = false | 'optional' | { scopes: string[] }
 
@@ -27,6 +29,15 @@ export interface RouteCache {
    * that tag distinct per content-coding. Declare it on every route that sets its own ETag, writes included.
    */
   etag?: 'computed' | 'resource'
+}
+
+/** An onSend hook in callback style, as plugins add to routes. */
+export type OnSendHook = (this: unknown, request: FastifyRequest, reply: FastifyReply, payload: unknown,
+  done: (err?: Error | null, payload?: unknown) => void) => void
+
+/** A route's hook option (one function, a list, or nothing) as a new list, for plugins adding their own in onRoute. */
+export function routeHooks<T> (hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? [...hooks] : [hooks]
 }
 
 declare module 'fastify' {

@@ -13,7 +13,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RouteOptions }
 import type { Config } from '../lib/config.ts'
 import { ConfigError } from '../lib/config.ts'
 import { AppError, ErrorCode } from '../lib/errors.ts'
-import type { RouteAuth } from '../lib/route-config.ts'
+import { routeHooks, type RouteAuth } from '../lib/route-config.ts'
 import {
   algorithmForKey, hasScopes, insufficientScope, invalidToken, missingToken, userFromClaims, type AuthUser
 } from '../lib/access-token.ts'
@@ -297,8 +297,7 @@ async function auth (fastify: FastifyInstance, options: AuthPluginOptions): Prom
     }
     if (policy === false) return
     const hook = policy === 'optional' ? optionalToken : policy.scopes.length === 0 ? anyValidToken : requireToken([...policy.scopes])
-    const existing = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
-    route.onRequest = [hook, ...existing] as RouteOptions['onRequest']
+    route.onRequest = [hook, ...routeHooks(route.onRequest)] as RouteOptions['onRequest']
   })
 }
 

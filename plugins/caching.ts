@@ -5,11 +5,9 @@
 // Register it after compression: its hooks are placed around the compression hook on each route.
 
 import fp from 'fastify-plugin'
-import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import type { RouteCache } from '../lib/route-config.ts'
-import { evaluatePreconditions, weakETagOf, withContentCoding } from '../lib/conditional.ts'
-
-type OnSendHook = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err?: Error | null, payload?: unknown) => void) => void
+import type { RouteOptions } from 'fastify'
+import { routeHooks, type OnSendHook, type RouteCache } from '../lib/route-config.ts'
+import { evaluatePreconditions, hasPreconditions, weakETagOf, withContentCoding } from '../lib/conditional.ts'
 
 const FLAGS = ['noStore', 'noCache', 'private'] as const
 const SECONDS = ['maxAge', 'sMaxAge', 'staleWhileRevalidate'] as const
@@ -62,6 +60,7 @@ function computedETagHook (cacheControl: string | undefined): OnSendHook {
     if (status !== 200 || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) return done()
     const etag = weakETagOf(payload)
     reply.header('etag', etag)
+    if (!hasPreconditions(request.headers)) return done()
     const lastModified = reply.getHeader('last-modified')
     const outcome = evaluatePreconditions(request.method, request.headers,
       { etag, lastModified: typeof lastModified === 'string' ? Date.parse(lastModified) : undefined })
@@ -95,10 +94,6 @@ function afterCompressionHook (cacheControl: string | undefined): OnSendHook {
   }
 }
 
-function asArray<T> (hooks: T | T[] | undefined): T[] {
-  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
-}
-
 export default fp(async function caching (fastify) {
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const declared = route.config?.cache
@@ -106,7 +101,7 @@ export default fp(async function caching (fastify) {
     const cache = validateRouteCache(declared, `${String(route.method)} ${route.url}`)
     const cacheControl = cacheControlOf(cache)
     // New arrays, never in-place edits: Fastify derives the HEAD route from the GET route's options.
-    const existing = asArray(route.onSend)
+    const existing = routeHooks(route.onSend)
     route.onSend = (cache.etag === 'computed'
       ? [computedETagHook(cacheControl), ...existing]
       : [...existing, afterCompressionHook(cacheControl)]) as RouteOptions['onSend']

@@ -10,6 +10,7 @@ import fp from 'fastify-plugin'
 import fastifyCompress, { type FastifyCompressOptions } from '@fastify/compress'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import { AppError, ErrorCode } from '../lib/errors.ts'
+import { routeHooks, type OnSendHook } from '../lib/route-config.ts'
 
 export interface CompressOptions {
   /** Largest inflated request body, for routes without their own `bodyLimit` (the app's body limit). */
@@ -194,11 +195,37 @@ function compressionPolicy (request: FastifyRequest, reply: FastifyReply, payloa
   done(null, encode(Buffer.isBuffer(payload) ? payload : Buffer.from(payload)))
 }
 
+/** A string or Buffer body of fewer bytes than the threshold (a string's length bounds its UTF-8 size both ways). */
+function isUnderThreshold (payload: unknown): boolean {
+  if (Buffer.isBuffer(payload)) return payload.length < COMPRESS_THRESHOLD_BYTES
+  if (typeof payload !== 'string' || payload.length >= COMPRESS_THRESHOLD_BYTES) return false
+  return payload.length * 3 < COMPRESS_THRESHOLD_BYTES || Buffer.byteLength(payload) < COMPRESS_THRESHOLD_BYTES
+}
+
+/**
+ * The plugin's onSend, skipped where it can only pass the body on untouched: a string or Buffer under
+ * the threshold (given our options: no `onUnsupportedEncoding`, no `inflateIfDeflated`). Before
+ * reaching that size check it negotiates Accept-Encoding and tests the Content-Type on every response,
+ * about 2 µs a small JSON response. Everything else — every body it may compress — still goes to it.
+ */
+function skipUncompressible (pluginOnSend: OnSendHook): OnSendHook {
+  return function compressOnSend (request, reply, payload, done) {
+    if (isUnderThreshold(payload)) {
+      done()
+      return
+    }
+    pluginOnSend.call(this, request, reply, payload, done)
+  }
+}
+
 export default fp(async function compress (fastify, options: CompressOptions) {
+  // The onSend hooks each route had before the plugin added its own, to find and wrap the plugin's below.
+  const before = new WeakMap<RouteOptions, unknown[]>()
   // A route with its own body limit gets an inflation cap to match. Added before the plugin registers,
   // so this hook runs before the plugin reads the route's `decompress` options.
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if (route.bodyLimit !== undefined && route.decompress === undefined) route.decompress = requestDecompression(route.bodyLimit)
+    before.set(route, routeHooks(route.onSend))
   })
   await fastify.register(fastifyCompress, {
     encodings: RESPONSE_ENCODINGS,
@@ -207,6 +234,13 @@ export default fp(async function compress (fastify, options: CompressOptions) {
     customTypes: COMPRESSIBLE,
     brotliOptions: BROTLI_OPTIONS,
     ...requestDecompression(options.maxInflatedBytes)
+  })
+  // Runs after the plugin's onRoute, which appended its onSend to the route's list.
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    const previous = before.get(route) ?? []
+    const hooks = routeHooks(route.onSend) as OnSendHook[]
+    // New array, never an in-place edit: Fastify derives the HEAD route from the GET route's options.
+    route.onSend = hooks.map((hook) => previous.includes(hook) ? hook : skipUncompressible(hook)) as RouteOptions['onSend']
   })
   fastify.addHook('onRequest', refuseUnacceptableEncoding)
   fastify.addHook('onSend', compressionPolicy)

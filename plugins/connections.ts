@@ -22,20 +22,31 @@ export default fp(async function connections (fastify) {
   if (fastify.server instanceof TlsServer) fastify.server.on('secureConnection', track)
   else fastify.server.on('connection', track)
 
-  fastify.addHook('onRequest', async (request) => {
-    const socket = request.raw.socket
-    const n = inFlight.get(socket)
-    if (n !== undefined) inFlight.set(socket, n + 1)
+  // Callback hooks, not async ones: these run on every request, and an async hook costs each a promise
+  // and a microtask turn. HTTP/2 streams return at once: their sessions are not tracked, and reading
+  // `raw.socket` on a stream would build the compatibility layer's socket proxy for nothing.
+  fastify.addHook('onRequest', function countRequest (request, _reply, done) {
+    if (request.raw.httpVersionMajor === 1) {
+      const socket = request.raw.socket
+      const n = inFlight.get(socket)
+      if (n !== undefined) inFlight.set(socket, n + 1)
+    }
+    done()
   })
-  fastify.addHook('onSend', async (request, reply) => {
-    if (closing && inFlight.has(request.raw.socket)) reply.header('connection', 'close')
+  fastify.addHook('onSend', function closeWhenClosing (request, reply, _payload, done) {
+    if (closing && request.raw.httpVersionMajor === 1 && inFlight.has(request.raw.socket)) reply.header('connection', 'close')
+    done()
   })
-  fastify.addHook('onResponse', async (request) => {
-    const socket = request.raw.socket
-    const n = inFlight.get(socket)
-    if (n === undefined) return
-    inFlight.set(socket, n - 1)
-    if (closing && n - 1 === 0) socket.destroySoon()
+  fastify.addHook('onResponse', function uncountRequest (request, _reply, done) {
+    if (request.raw.httpVersionMajor === 1) {
+      const socket = request.raw.socket
+      const n = inFlight.get(socket)
+      if (n !== undefined) {
+        inFlight.set(socket, n - 1)
+        if (closing && n - 1 === 0) socket.destroySoon()
+      }
+    }
+    done()
   })
   fastify.addHook('preClose', async () => {
     closing = true

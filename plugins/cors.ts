@@ -40,9 +40,10 @@ export default fp(async function cors (fastify, options: CorsOptions) {
     // caches never hand one origin's answer to another.
     origin: (origin, callback) => { callback(null, origin !== undefined && allowed.has(origin) ? origin : false) },
     credentials: true,
-    methods: METHODS,
-    allowedHeaders: ALLOWED_HEADERS,
-    exposedHeaders: EXPOSED_HEADERS,
+    // Joined once here: given arrays, the plugin joins them again on every response.
+    methods: METHODS.join(', '),
+    allowedHeaders: ALLOWED_HEADERS.join(', '),
+    exposedHeaders: EXPOSED_HEADERS.join(', '),
     maxAge: PREFLIGHT_MAX_AGE_S,
     // A listed origin's OPTIONS without Access-Control-Request-Method is answered like a preflight
     // (204) rather than with the plugin's text/plain 400: every error here is problem+json.

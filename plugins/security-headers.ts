@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import helmet, { type HelmetOptions } from 'helmet'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
+import { routeHooks } from '../lib/route-config.ts'
 
 export interface SecurityHeadersOptions {
   /** The server terminates TLS itself; only then is HSTS sent (behind a TLS proxy, the proxy sends it). */
@@ -86,15 +87,12 @@ export function docsHeaders (tls: boolean): HeaderSet {
   })
 }
 
-function hooksOf<T> (hooks: T | T[] | undefined): T[] {
-  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
-}
-
 export default fp(async function securityHeaders (fastify, options: SecurityHeadersOptions) {
-  const api = apiHeaders(options.tls)
+  const api = Object.entries(apiHeaders(options.tls))
   // Instance-level: runs for every route and for the not-found handler, before any hook that may fail.
+  // The entries are listed once: `reply.headers(object)` would list the object's keys on every request.
   fastify.addHook('onRequest', function setSecurityHeaders (_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) {
-    reply.headers(api)
+    for (const [name, value] of api) reply.header(name, value)
     done()
   })
 
@@ -109,6 +107,6 @@ export default fp(async function securityHeaders (fastify, options: SecurityHead
   // replaces the API set (same names) with the browser set.
   fastify.addHook('onRoute', (route: RouteOptions) => {
     if (route.url !== prefix && !route.url.startsWith(`${prefix}/`)) return
-    route.onRequest = [...hooksOf(route.onRequest), setDocsHeaders] as RouteOptions['onRequest']
+    route.onRequest = [...routeHooks(route.onRequest), setDocsHeaders] as RouteOptions['onRequest']
   })
 }, { name: 'keel-security-headers' })

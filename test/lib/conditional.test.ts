@@ -53,6 +53,22 @@ t.test('weak body tags are equal for equal bytes and differ otherwise', async (t
   t.match(weakETagOf('x'), /^W\/"[A-Za-z0-9_-]+"$/)
 })
 
+t.test('short and long bodies alike: a string and its UTF-8 bytes share a tag, and any one-byte change changes it', async (t) => {
+  for (const text of ['', 'héllo wörld €', 'emoji 😀', 'lone \ud800 surrogate', `${'é'.repeat(300)}`, 'x'.repeat(511), 'x'.repeat(512), 'y'.repeat(4096)]) {
+    t.equal(weakETagOf(text), weakETagOf(Buffer.from(text)), `${JSON.stringify(text.slice(0, 12))}… (${text.length})`)
+  }
+  for (const length of [300, 2000]) {
+    const body = Buffer.from('{"items":[' + '"abcdefghij",'.repeat(length / 13) + '"z"]}')
+    const tags = new Set([weakETagOf(body)])
+    for (let i = 0; i < body.length; i++) {
+      const changed = Buffer.from(body)
+      changed[i]! ^= 1
+      tags.add(weakETagOf(changed))
+    }
+    t.equal(tags.size, body.length + 1, `every position of a ${body.length}-byte body`)
+  }
+})
+
 const lastModified = Date.parse('2026-01-02T03:04:05.678Z')
 
 t.test('no conditional header: proceed', async (t) => {
