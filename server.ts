@@ -3,7 +3,7 @@
 // SHUTDOWN_TIMEOUT_MS (a second signal or the timeout forces exit 1). SIGHUP → reload TLS files.
 
 import closeWithGrace from 'close-with-grace'
-import { loadConfig, ConfigError, type Config } from './lib/config.ts'
+import { loadConfig, ConfigError, type Config } from './core/config.ts'
 import { buildApp, type App } from './app.ts'
 
 function fail (message: string): never {

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { Type } from '@sinclair/typebox'
-import { createResilientClient } from '../lib/resilient-client.ts'
+import { createResilientClient } from '../outbound/resilient-client.ts'
 import { interleave, median } from './lib/stats.ts'
 
 const Quote = Type.Object({ symbol: Type.String(), price: Type.Number(), currency: Type.String(), asOf: Type.String() })

@@ -2,7 +2,7 @@
 // A running server picks the new pair up without a restart (file watch or SIGHUP).
 
 import { join } from 'node:path'
-import { ensureDevCertificate } from '../certs/dev-cert.ts'
+import { ensureDevCertificate } from '../core/dev-cert.ts'
 
 const dir = join(process.cwd(), 'certs')
 const { certFile, keyFile } = await ensureDevCertificate(dir, true)

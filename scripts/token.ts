@@ -3,9 +3,9 @@
 // secret in certs/, with JWT_ISSUER/JWT_AUDIENCE when set). Any problem: one line on stderr, exit 1.
 
 import { parseArgs } from 'node:util'
-import { loadConfig, ConfigError } from '../lib/config.ts'
-import { signAccessToken } from '../lib/access-token.ts'
-import { ensureDevJwtSecret } from '../certs/dev-jwt-secret.ts'
+import { loadConfig, ConfigError } from '../core/config.ts'
+import { signAccessToken } from '../auth/access-token.ts'
+import { ensureDevJwtSecret } from '../auth/dev-secret.ts'
 
 const USAGE = 'usage: npm run token -- --sub ID [--scope a,b] [--ttl 15m]'
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }

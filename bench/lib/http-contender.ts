@@ -3,7 +3,7 @@
 // left their mark on the response, so a table never silently compares a stack with half its policies off.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import { ensureDevCertificate } from '../../certs/dev-cert.ts'
+import { ensureDevCertificate } from '../../core/dev-cert.ts'
 import { autocannonWindow, h2loadWindow, probe, type HttpLoad } from './load.ts'
 import { startServer } from './server-process.ts'
 import type { Contender, RunSettings } from './scenario.ts'

@@ -26,7 +26,7 @@ export interface Cost {
 type Times = Record<'self' | 'attributed' | 'inclusive', number>
 export interface ProfileSummary { busyMs: number, owners: Cost[], functions: Cost[] }
 
-/** Who a frame belongs to: `@fastify/helmet`, `plugins/caching.ts`, `node:_http_outgoing`, `(gc)`… */
+/** Who a frame belongs to: `@fastify/helmet`, `edge/caching.ts`, `node:_http_outgoing`, `(gc)`… */
 export function ownerOf (frame: CallFrame, root: string): string {
   const { url, functionName } = frame
   if (url === '') {

@@ -1,7 +1,7 @@
 // The WebSocket load generator: a separate process (the harness pins it to the load CPU) holding up to
 // tens of thousands of client sockets, running one command at a time sent by bench/lib/ws-load.ts over
 // IPC — open the fan-out sockets, echo round trips, a fan-out window, open or close idle sockets — and
-// answering with figures. Two client kinds: Keel's own typed client (lib/keel-client.ts) over `ws`, for
+// answering with figures. Two client kinds: Keel's own typed client (client/keel-client.ts) over `ws`, for
 // Keel and the raw ws peer (both speak the envelope protocol), and socket.io-client. Every wait is
 // bounded; a command never outlives its deadline; a socket lost mid-run is reported, never reconnected.
 
@@ -9,7 +9,7 @@ import { createHistogram, performance, type RecordableHistogram } from 'node:per
 import { setTimeout as sleep } from 'node:timers/promises'
 import { WebSocket } from 'ws'
 import { io, type Socket as IoSocket } from 'socket.io-client'
-import { KeelClient, type RoomMessage } from '../../lib/keel-client.ts'
+import { KeelClient, type RoomMessage } from '../../client/keel-client.ts'
 import { BENCH_ROOM, benchWsToken } from './ws-workload.ts'
 import type { LoadCommand, LoadReply, Protocol, WindowFigures } from './ws-load.ts'
 

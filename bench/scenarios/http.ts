@@ -8,7 +8,7 @@ import { httpContender, type HttpContenderSpec } from '../lib/http-contender.ts'
 import { findH2load, type HttpLoad } from '../lib/load.ts'
 import { profileAgainst } from '../lib/profiling.ts'
 import { CPU_PER_OP, RATE, type MetricSpec, type Scenario } from '../lib/scenario.ts'
-import { SYNC_COMPRESS_MAX_BYTES } from '../../plugins/compress.ts'
+import { SYNC_COMPRESS_MAX_BYTES } from '../../edge/compress.ts'
 import { BENCH_JWT_SECRET, BENCH_ORIGIN, LARGE_PATH, ME_PATH, SMALL_PATH } from '../lib/workload.ts'
 
 /** What a browser sends: an Origin (CORS works on every request) and the encodings it accepts. */
@@ -121,7 +121,7 @@ function compression (encoding: 'gzip' | 'br', part: string): Scenario {
       `\`GET ${LARGE_PATH}\`: a ${'~10 KiB'} JSON page, requested with \`Accept-Encoding: ${encoding}\` only.`,
       'Which compression path is measured is read off the response (notes below): @fastify/compress compresses bodies up to its ' +
       '`syncThreshold` in one synchronous call and sends them with a Content-Length; larger ones go through a zlib stream ' +
-      `(no Content-Length). Keel sets the threshold explicitly to ${SYNC_COMPRESS_MAX_BYTES / 1024} KiB (plugins/compress.ts), so ` +
+      `(no Content-Length). Keel sets the threshold explicitly to ${SYNC_COMPRESS_MAX_BYTES / 1024} KiB (edge/compress.ts), so ` +
       'a 10 KiB body takes the synchronous path pinned or not (the plugin\'s own default depends on the CPUs the process ' +
       'sees: 64 KiB on one, 8 KiB on two). Express\'s `compression` always streams. Both use their default levels (the probe ' +
       'shows the compressed sizes).',
@@ -147,7 +147,7 @@ const jwtScenario: Scenario = {
   title: 'Authenticated GET (HS256 JWT verified on every request) — HTTP/1.1 cleartext',
   describe: [
     `\`GET ${ME_PATH}\` with \`Authorization: Bearer <HS256 token>\`, answering \`{ sub, scopes }\`. Keel: a route without \`config.auth\` ` +
-    '(a valid token required), verified by plugins/auth.ts (@fastify/jwt / fast-jwt), rate-limited by subject. ' +
+    '(a valid token required), verified by auth/plugin.ts (@fastify/jwt / fast-jwt), rate-limited by subject. ' +
     'Express: the same middleware stack plus `jsonwebtoken.verify` with `algorithms: [\'HS256\']`.',
     `No verification cache on either side. autocannon, ${H1_CONNECTIONS} connections.`
   ],

@@ -39,13 +39,13 @@ const fanout: Scenario = {
     'Socket.IO 4: `socket.to(room).emit(…)` (encoded and framed once by its adapter), WebSocket transport only, acks as callbacks. ' +
     'Every server verifies an HS256 token on the handshake.',
     `Load: one separate process on the load CPU holding ${ROOM_LOAD.subscribers.toLocaleString('en-US')} subscriber sockets (one subject, so joining pushes one presence event, not one per socket), ` +
-    `one publisher and ${ROOM_LOAD.echoers} echo sockets — Keel's typed client (lib/keel-client.ts, no reconnects, token in the Authorization header) for Keel and the raw ws peer, socket.io-client for Socket.IO. Each window: first ${Math.round(ROOM_LOAD.echoShare * 100)} % echo — each echo socket keeps one \`ping\` in flight; ` +
+    `one publisher and ${ROOM_LOAD.echoers} echo sockets — Keel's typed client (client/keel-client.ts, no reconnects, token in the Authorization header) for Keel and the raw ws peer, socket.io-client for Socket.IO. Each window: first ${Math.round(ROOM_LOAD.echoShare * 100)} % echo — each echo socket keeps one \`ping\` in flight; ` +
     `then fan-out — a closed loop with ${ROOM_LOAD.inFlight} messages (~200-byte frames) in flight, the next sent when one has reached every subscriber. ` +
     'The publisher stamps each message; subscribers (same process, same clock) record the delivery latency.',
     'Server CPU per delivery / per echo: the server process\'s user + system time (/proc) over that part of the window ÷ what it delivered. ' +
     'On 2 cores the receiving clients cap the delivery rate, so this, not deliveries/s, is the figure that separates the servers.',
     'Most of a delivery\'s cost is the kernel\'s: one write system call per socket. Keel writes one shared frame per message and holds each socket\'s ' +
-    'writes until the end of the tick (lib/ws-connection.ts), so the publishes read together from the publisher\'s socket reach each subscriber in one ' +
+    'writes until the end of the tick (realtime/transports/ws-connection.ts), so the publishes read together from the publisher\'s socket reach each subscriber in one ' +
     'system call; a room that gets one message at a time pays one call per delivery, like the peers.'
   ],
   contenders: [roomsContender(keel), roomsContender(rawWs), roomsContender(socketIo)],

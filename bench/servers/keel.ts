@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../app.ts'
-import { loadConfig } from '../../lib/config.ts'
-import type { AuthUser } from '../../lib/access-token.ts'
+import { loadConfig } from '../../core/config.ts'
+import type { AuthUser } from '../../auth/access-token.ts'
 import { announceListening, closeOnSignal, serverOptions } from '../lib/serve.ts'
 import {
   BENCH_JWT_SECRET, BENCH_ORIGIN, BENCH_RATE_LIMIT, LARGE_PATH, ME_PATH, SMALL_PATH, largeBody, meSchema, pageSchema, smallBody

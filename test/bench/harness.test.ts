@@ -210,7 +210,7 @@ t.test('profile frames are owned by their package, project file or Node module',
   t.equal(ownerOf(frame('file:///work/main/node_modules/@fastify/helmet/index.js'), root), '@fastify/helmet')
   t.equal(ownerOf(frame('file:///work/main/node_modules/@fastify/jwt/node_modules/fast-jwt/src/verifier.js'), root), 'fast-jwt', 'the innermost package')
   t.equal(ownerOf(frame('file:///work/main/node_modules/pino/pino.js'), root), 'pino')
-  t.equal(ownerOf(frame('file:///work/main/plugins/caching.ts'), root), 'plugins/caching.ts')
+  t.equal(ownerOf(frame('file:///work/main/edge/caching.ts'), root), 'edge/caching.ts')
   t.equal(ownerOf(frame('node:internal/streams/writable'), root), 'node:streams')
   t.equal(ownerOf(frame('node:_http_outgoing'), root), 'node:_http_outgoing')
   t.equal(ownerOf(frame('', '(garbage collector)'), root), '(gc)')
@@ -224,7 +224,7 @@ t.test('a profile summary charges native work to the package that called it and 
     nodes: [
       node(1, '', '(root)', [2, 6, 7]),
       node(2, 'file:///app/node_modules/fastify/lib/hooks.js', 'hookRunner', [3]),
-      node(3, 'file:///app/plugins/caching.ts', 'computedETag', [4]),
+      node(3, 'file:///app/edge/caching.ts', 'computedETag', [4]),
       node(4, 'node:crypto', 'hash', [5]),
       node(5, '', 'oneShotDigest'),
       node(6, '', '(idle)'),
@@ -236,9 +236,9 @@ t.test('a profile summary charges native work to the package that called it and 
   const summary = summarizeProfile(profile, '/app')
   t.equal(summary.busyMs, 4, 'idle and the profiler serializing itself are not busy time')
   const owners = new Map(summary.owners.map((c) => [c.name, c]))
-  t.match(owners.get('plugins/caching.ts'), { attributedMs: 3, selfMs: 1, inclusiveMs: 3, attributedPct: 75 })
+  t.match(owners.get('edge/caching.ts'), { attributedMs: 3, selfMs: 1, inclusiveMs: 3, attributedPct: 75 })
   t.match(owners.get('fastify'), { attributedMs: 1, selfMs: 1, inclusiveMs: 4 })
   t.match(owners.get('(native)'), { attributedMs: 0, selfMs: 2 })
-  t.equal(summary.owners[0]!.name, 'plugins/caching.ts', 'owners sorted by attributed time')
+  t.equal(summary.owners[0]!.name, 'edge/caching.ts', 'owners sorted by attributed time')
   t.equal(summary.functions[0]!.name, 'oneShotDigest (native):10', 'functions sorted by self time')
 })

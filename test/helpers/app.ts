@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
 import { buildApp, type App } from '../../app.ts'
-import { loadConfig, type Config } from '../../lib/config.ts'
+import { loadConfig, type Config } from '../../core/config.ts'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 /** HS256 secret every test app verifies with (>= 32 chars). */

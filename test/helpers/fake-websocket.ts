@@ -1,7 +1,7 @@
 // Stand-ins for unit tests of WebSocket clients: a socket the test drives frame by frame (the server's
 // side scripted, the client's frames recorded) and a clock whose timers run only when the test advances it.
 
-import type { KeelClock, WebSocketLike } from '../../lib/keel-client.ts'
+import type { KeelClock, WebSocketLike } from '../../client/keel-client.ts'
 
 type Handler<E> = ((event: E) => void) | null
 

@@ -3,7 +3,7 @@
 
 import type { ConnectionOptions } from 'node:tls'
 import WebSocket, { type ClientOptions } from 'ws'
-import { KeelClient, type KeelClientOptions, type KeelEvents } from '../../lib/keel-client.ts'
+import { KeelClient, type KeelClientOptions, type KeelEvents } from '../../client/keel-client.ts'
 import type { WsTarget } from './ws.ts'
 import { testToken } from './tokens.ts'
 

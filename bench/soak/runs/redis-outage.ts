@@ -4,7 +4,7 @@
 // prompt and well-formed (A: 200/429, B: 200/429 and 503 + Retry-After while Redis is down), both
 // report not-ready during the outage and ready again within seconds of the restart, room members on
 // the same instance keep receiving each other throughout, and cross-instance delivery (the Redis
-// fan-out, lib/redis-bus.ts) works before the outage and resumes after it.
+// fan-out, realtime/hub/redis-bus.ts) works before the outage and resumes after it.
 
 import { performance } from 'node:perf_hooks'
 import { join } from 'node:path'
@@ -235,7 +235,7 @@ async function redisOutage (ctx: SoakContext): Promise<SoakOutcome> {
       ['WS publishes acknowledged', `${formatShare(publishes.acked, publishes.published)}${refusals === '' ? '' : ` (refused: ${refusals})`}`]
     )
 
-    // Cross-instance delivery through Redis (lib/redis-bus.ts): complete before the outage, none
+    // Cross-instance delivery through Redis (realtime/hub/redis-bus.ts): complete before the outage, none
     // required during it (no shared bus), and resumed once both instances report ready again.
     if (share(ws.before.cross) < DELIVERY_SHARE) failures.push(`cross-instance delivery before the outage: ${formatShare(...ws.before.cross)}`)
     if (share(ws.after.cross) < DELIVERY_SHARE) failures.push(`cross-instance delivery after recovery: ${formatShare(...ws.after.cross)}`)

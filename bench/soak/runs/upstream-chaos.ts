@@ -1,7 +1,7 @@
 // Reliability run 5: GET /api/v1/quotes in front of a chaotic upstream (errors, resets, latency, a
 // storm of failures). Passes when every request gets a documented answer (200, or problem+json 502 /
 // 503 + Retry-After / 504) within its deadline, and the upstream saw no more requests than the retry
-// budget allows on top of the client's own. The budget is lib/retry-budget.ts; this run only observes.
+// budget allows on top of the client's own. The budget is outbound/retry-budget.ts; this run only observes.
 
 import { performance } from 'node:perf_hooks'
 import { fault, startFaultUpstream, type Fault, type FaultUpstream } from '../../../test/helpers/fault-upstream.ts'

@@ -1,0 +1,232 @@
+// The WebSocket event protocol, free of any framework: parses a client frame's envelope
+// `{event, data?, id?}`, finds the event's definition, validates `data` with its compiled TypeBox
+// schema, checks its authorization, runs its handler, and answers exactly once — `ack` or `error` —
+// when the client gave an `id`. No error here closes the connection; limits live in the transport.
+
+import { readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { type Static, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { AuthUser } from '../../auth/access-token.ts'
+import { AppError, ErrorCode } from '../../core/errors.ts'
+import type { JoinOptions, JoinResult, PresenceSnapshot, PublishOptions, RoomHub } from '../hub/room-hub.ts'
+
+/** The `code` of an `error` event. Stable: clients branch on it. */
+export const WsErrorCode = {
+  /** The frame is not JSON, or not an envelope `{event: string, data?, id?: string}`. */
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  UNKNOWN_EVENT: 'UNKNOWN_EVENT',
+  VALIDATION: ErrorCode.VALIDATION,
+  FORBIDDEN: ErrorCode.FORBIDDEN,
+  RATE_LIMITED: ErrorCode.RATE_LIMITED,
+  /** The handler failed unexpectedly; details are logged, never sent. */
+  INTERNAL: ErrorCode.INTERNAL
+} as const
+export type WsErrorCode = typeof WsErrorCode[keyof typeof WsErrorCode]
+/** A handler may also throw any `AppError`; its code is sent as is. */
+export type ErrorEventCode = WsErrorCode | ErrorCode
+
+/** What an event handler can do: who is asking, and the operations on this connection. */
+export interface EventContext {
+  readonly connectionId: string
+  readonly user: AuthUser
+  /** The rooms this connection is in. */
+  readonly rooms: ReadonlySet<string>
+  readonly hub: RoomHub
+  /** Sends `{event, data}` to this connection only. */
+  send: (event: string, data?: unknown) => void
+  /** Joins a room the room policies let this user into (replaying after `since`); throws FORBIDDEN otherwise. */
+  join: (room: string, options?: JoinOptions) => Promise<JoinResult>
+  leave: (room: string) => Promise<boolean>
+  /** Publishes to a room's members except this connection; resolves to the message's `seq`. */
+  publish: (room: string, event: string, data: object, options?: Omit<PublishOptions, 'except'>) => Promise<number | undefined>
+  /** Who is in a room this user may join; throws FORBIDDEN otherwise. */
+  presence: (room: string) => Promise<PresenceSnapshot>
+}
+
+/** About the frame being handled. */
+export interface MessageInfo {
+  /** The client's envelope `id`, when it asked for an ack (a client retrying a lost ack sends the same id). */
+  readonly id: string | undefined
+}
+
+/** The connection as the router needs it: a context plus a way to send an already-serialized reply. */
+export interface RouterSession extends EventContext {
+  /** Sends a serialized envelope; `event` names it for accounting (`ack`, `error`…). */
+  sendText: (text: string, event: string) => void
+}
+
+/** One event a client may send: the schema of its `data`, an optional authorization, its handler. */
+export interface EventDefinition<S extends TSchema = TSchema, R = unknown> {
+  readonly event: string
+  readonly data: S
+  // Method syntax on purpose: a definition for one schema must be usable where any definition is expected.
+  /** False → `FORBIDDEN` (the handler does not run). Throwing an `AppError` sends its code instead. */
+  authorize?(data: Static<S>, ctx: EventContext): boolean | Promise<boolean>
+  /** What it resolves to is the `ack`'s `data`. Throw an `AppError` to answer with its code and message. */
+  handle(data: Static<S>, ctx: EventContext, message: MessageInfo): R | Promise<R>
+}
+
+/** Declares an event with its types inferred from the schema. An event file default-exports this. */
+export function defineEvent<S extends TSchema, R> (definition: EventDefinition<S, R>): EventDefinition<S, R> {
+  return definition
+}
+
+/** True when `value` has the shape of an `EventDefinition` (used when loading event files). */
+export function isEventDefinition (value: unknown): value is EventDefinition {
+  const v = value as Partial<EventDefinition> | null
+  return typeof v === 'object' && v !== null && typeof v.event === 'string' && v.event !== '' &&
+    typeof v.data === 'object' && v.data !== null && typeof v.handle === 'function' &&
+    (v.authorize === undefined || typeof v.authorize === 'function')
+}
+
+/** Module files of an events directory: `*.ts`/`*.js`, not tests, declarations or `_`-prefixed helpers. */
+const EVENT_FILE = /^[^_.][^/]*(?<!\.d|\.test)\.(ts|js|mjs)$/
+
+/**
+ * Loads every event file of `dir` (sorted by name): each default-exports `defineEvent({...})`.
+ * Adding an event is adding a file; a file with another default export stops the start, naming it.
+ */
+export async function loadEventDirectory (dir: string): Promise<EventDefinition[]> {
+  const files = (await readdir(dir)).filter((name) => EVENT_FILE.test(name)).sort()
+  const definitions: EventDefinition[] = []
+  for (const file of files) {
+    const module = await import(pathToFileURL(join(dir, file)).href) as { default?: unknown }
+    if (!isEventDefinition(module.default)) throw new TypeError(`${join(dir, file)}: the default export must be defineEvent({ event, data, handle })`)
+    definitions.push(module.default)
+  }
+  return definitions
+}
+
+export interface EventRouterOptions {
+  /** A handler threw something other than an `AppError`: log it (the client gets `INTERNAL`). */
+  onHandlerError?: (err: unknown, event: string) => void
+  /** Each inbound frame, by event name (`(invalid)` / `(unknown)` otherwise), for metrics. */
+  onReceived?: (event: string) => void
+  /** Each error sent, by code, for metrics. */
+  onErrorSent?: (code: ErrorEventCode) => void
+}
+
+interface CompiledEvent {
+  readonly definition: EventDefinition
+  readonly check: TypeCheck<TSchema>
+}
+
+interface Envelope { event: string, data: unknown, id: string | undefined }
+
+const MAX_EVENT_NAME = 128
+const MAX_ID = 128
+const MAX_REPORTED_ERRORS = 10
+export const INVALID_EVENT_LABEL = '(invalid)'
+export const UNKNOWN_EVENT_LABEL = '(unknown)'
+
+/** The envelope's fields, or a reason it is not one. */
+function readEnvelope (raw: string): Envelope | { problem: string, id?: string } {
+  let value: unknown
+  try {
+    value = JSON.parse(raw)
+  } catch {
+    return { problem: 'the frame is not valid JSON' }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: 'the frame must be a JSON object {event, data?, id?}' }
+  const { event, data, id } = value as Record<string, unknown>
+  if (id !== undefined && (typeof id !== 'string' || id === '' || id.length > MAX_ID)) {
+    return { problem: `id must be a non-empty string of at most ${MAX_ID} characters` }
+  }
+  if (typeof event !== 'string' || event === '' || event.length > MAX_EVENT_NAME) {
+    return { problem: `event must be a non-empty string of at most ${MAX_EVENT_NAME} characters`, id }
+  }
+  return { event, data, id }
+}
+
+function errorText (code: ErrorEventCode, message: string, id: string | undefined, errors?: Array<{ path: string, message: string }>): string {
+  const data = errors === undefined ? { code, message } : { code, message, errors }
+  return JSON.stringify(id === undefined ? { event: 'error', data } : { event: 'error', id, data })
+}
+
+export class EventRouter {
+  readonly #events = new Map<string, CompiledEvent>()
+  readonly #options: EventRouterOptions
+
+  constructor (definitions: readonly EventDefinition[], options: EventRouterOptions = {}) {
+    for (const definition of definitions) {
+      if (!isEventDefinition(definition)) throw new TypeError('an event definition needs event (string), data (a TypeBox schema) and handle (a function)')
+      if (this.#events.has(definition.event)) throw new Error(`the WebSocket event "${definition.event}" is defined twice`)
+      this.#events.set(definition.event, { definition, check: TypeCompiler.Compile(definition.data) })
+    }
+    this.#options = options
+  }
+
+  /** The events clients may send, sorted. */
+  get events (): string[] {
+    return [...this.#events.keys()].sort()
+  }
+
+  /**
+   * Handles one client frame. Never throws: every failure becomes an `error` event (with the
+   * client's `id` when it gave one); success with an `id` becomes one `ack`.
+   */
+  async dispatch (session: RouterSession, raw: Buffer | string, isBinary = false): Promise<void> {
+    if (isBinary) {
+      this.#options.onReceived?.(INVALID_EVENT_LABEL)
+      this.#fail(session, WsErrorCode.INVALID_MESSAGE, 'frames must be UTF-8 JSON text, not binary', undefined)
+      return
+    }
+    const envelope = readEnvelope(typeof raw === 'string' ? raw : raw.toString('utf8'))
+    if ('problem' in envelope) {
+      this.#options.onReceived?.(INVALID_EVENT_LABEL)
+      this.#fail(session, WsErrorCode.INVALID_MESSAGE, envelope.problem, envelope.id)
+      return
+    }
+    const { event, data, id } = envelope
+    const compiled = this.#events.get(event)
+    if (compiled === undefined) {
+      this.#options.onReceived?.(UNKNOWN_EVENT_LABEL)
+      this.#fail(session, WsErrorCode.UNKNOWN_EVENT, `unknown event "${event.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}"`, id)
+      return
+    }
+    this.#options.onReceived?.(event)
+    if (!compiled.check.Check(data)) {
+      const errors = []
+      for (const error of compiled.check.Errors(data)) {
+        errors.push({ path: `/data${error.path}`, message: error.message })
+        if (errors.length === MAX_REPORTED_ERRORS) break
+      }
+      this.#fail(session, WsErrorCode.VALIDATION, `invalid data for "${event}": ${errors[0]?.path ?? '/data'} ${errors[0]?.message ?? 'is invalid'}`, id, errors)
+      return
+    }
+    const { definition } = compiled
+    let result: unknown
+    try {
+      if (definition.authorize !== undefined && !(await definition.authorize(data, session))) {
+        this.#fail(session, WsErrorCode.FORBIDDEN, `you may not send "${event}" with this data`, id)
+        return
+      }
+      result = await definition.handle(data, session, { id })
+    } catch (err) {
+      if (err instanceof AppError) {
+        this.#fail(session, err.code, err.message, id)
+      } else {
+        this.#options.onHandlerError?.(err, event)
+        this.#fail(session, WsErrorCode.INTERNAL, 'the server failed to handle this event', id)
+      }
+      return
+    }
+    if (id !== undefined) session.sendText(JSON.stringify({ event: 'ack', id, data: result ?? null }), 'ack')
+  }
+
+  /**
+   * Answers a frame the transport refused before dispatch (over the rate limit), echoing its `id`
+   * when the frame is readable, so a client waiting on that id is not left hanging.
+   */
+  refuse (session: RouterSession, raw: Buffer | string, code: WsErrorCode, message: string): void {
+    const envelope = readEnvelope(typeof raw === 'string' ? raw : raw.toString('utf8'))
+    this.#fail(session, code, message, envelope.id)
+  }
+
+  #fail (session: RouterSession, code: ErrorEventCode, message: string, id: string | undefined, errors?: Array<{ path: string, message: string }>): void {
+    this.#options.onErrorSent?.(code)
+    session.sendText(errorText(code, message, id, errors), 'error')
+  }
+}

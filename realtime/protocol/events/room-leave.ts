@@ -1,0 +1,11 @@
+// room:leave {room} → leaves a room. Ack: {room, left} — `left` is false when it was not a member.
+
+import { Type } from '@sinclair/typebox'
+import { defineEvent } from '../event-router.ts'
+import { RoomName } from '../rooms.ts'
+
+export default defineEvent({
+  event: 'room:leave',
+  data: Type.Object({ room: RoomName }),
+  handle: async ({ room }, ctx) => ({ room, left: await ctx.leave(room) })
+})

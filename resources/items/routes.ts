@@ -1,0 +1,208 @@
+// The example resource, /api/v1/items, as CONTRACT.md §3 fixes it: public reads with Cache-Control and
+// ETags (304 on a match), writes with scope items:write, optimistic concurrency through If-Match (PUT
+// without it → 428, stale → 412), opaque cursor pagination. Every change is announced on
+// `fastify.domainEvents` as 'items:changed', which the real-time layer forwards to room `items`.
+//
+// ETags: an item's tag is strong and derived from its version (`"v3"`); the caching plugin appends the
+// content-coding when the body goes out compressed (`"v3-gzip"`) and edge/conditional.ts accepts either
+// form back, so If-Match keeps RFC 9110's strong comparison under compression. The list's tag is weak,
+// hashed from the body by the caching plugin.
+
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { Value } from '@sinclair/typebox/value'
+import type { FastifyReply, FastifySchemaCompiler } from 'fastify'
+import type { Item } from './store.ts'
+import { evaluatePreconditions, httpDate, strongETag } from '../../edge/conditional.ts'
+import { notFound, preconditionFailed, preconditionRequired } from '../../core/errors.ts'
+
+export const ITEMS_PATH = '/api/v1/items'
+const DEFAULT_LIMIT = 20
+// The largest valid body is about 1.3 KB (a 200-character name, 20 tags of 50); 16 KiB leaves room for
+// pretty-printed JSON and still refuses an oversized body before it is parsed.
+const ITEM_BODY_LIMIT = 16 * 1024
+
+const ItemInput = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  // Bounded so one item stays small; unique because a tag set with repeats is a client bug.
+  tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true }))
+}, { additionalProperties: false, description: 'An item as a client writes it' })
+
+const ItemSchema = Type.Object({
+  id: Type.String({ description: 'Opaque identifier' }),
+  name: Type.String(),
+  tags: Type.Array(Type.String()),
+  version: Type.Integer({ minimum: 1, description: '1 on creation, +1 per update; drives the ETag' }),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' })
+}, { description: 'The item, with its ETag and Last-Modified in the headers' })
+type ItemJson = Static<typeof ItemSchema>
+
+const ItemPage = Type.Object({
+  items: Type.Array(ItemSchema),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' })
+}, { description: 'One page of items, oldest first' })
+
+const ListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_LIMIT })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'nextCursor of the previous page' }))
+})
+const ItemParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+// No body: `type: 'null'` tells OpenAPI so, `undefined` lets the handler send nothing at all.
+const noBody = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })
+const NotModified = noBody('Not Modified: the representation you hold (If-None-Match / If-Modified-Since) is current')
+const NoContent = noBody('Deleted')
+
+/**
+ * Validation with TypeBox's compiler instead of the app-wide Ajv, which coerces types everywhere: a
+ * body is checked exactly as sent (`{"name": 42}` is a 400, not the string "42"); query strings and
+ * params are converted from their text, but only where the conversion is exact ("2.5" or "true" for
+ * an integer stay strings and fail, where TypeBox alone would truncate them to 2 and 1).
+ */
+const strictValidator: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
+  const check = TypeCompiler.Compile(schema)
+  return (value) => {
+    const input = httpPart === 'body' ? value : exactConversion(schema, value)
+    if (check.Check(input)) return { value: input }
+    // `params` is what the problem renderer reads for Ajv's additionalProperty errors; TypeBox names the path instead.
+    return { error: [...check.Errors(input)].map((e) => ({ keyword: 'typebox', schemaPath: '', params: {}, instancePath: e.path, message: e.message })) }
+  }
+}
+
+function exactConversion (schema: TSchema, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return Value.Convert(schema, value)
+  // Convert may change the object in place: read the original text first.
+  const text = { ...value } as Record<string, unknown>
+  const converted = Value.Convert(schema, value) as Record<string, unknown>
+  for (const key of Object.keys(text)) {
+    if (typeof text[key] === 'string' && typeof converted[key] === 'number' && String(converted[key]) !== text[key]) converted[key] = text[key]
+  }
+  return converted
+}
+
+const etagOf = (item: Item): string => strongETag(`v${item.version}`)
+
+function toJson (item: Item): ItemJson {
+  return {
+    id: item.id,
+    name: item.name,
+    tags: item.tags,
+    version: item.version,
+    createdAt: new Date(item.createdAt).toISOString(),
+    updatedAt: new Date(item.updatedAt).toISOString()
+  }
+}
+
+function setValidators (reply: FastifyReply, item: Item): FastifyReply {
+  return reply.header('etag', etagOf(item)).header('last-modified', httpDate(item.updatedAt))
+}
+
+const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.setValidatorCompiler(strictValidator)
+  // Items are JSON only: a text/plain body is a 415, not a string that fails validation.
+  fastify.removeContentTypeParser('text/plain')
+  const bodyLimit = Math.min(ITEM_BODY_LIMIT, fastify.initialConfig.bodyLimit ?? ITEM_BODY_LIMIT)
+  const write = { auth: { scopes: ['items:write'] }, cache: { etag: 'resource' as const } }
+
+  fastify.get(ITEMS_PATH, {
+    // no-cache: caches keep the list but revalidate each use, which costs a 304 while nothing changed.
+    config: { auth: false, cache: { noCache: true, etag: 'computed' } },
+    schema: {
+      tags: ['items'],
+      summary: 'List items',
+      description: 'Items in creation order, `limit` per page (1–100, default 20). Carries a weak ETag; If-None-Match → 304.',
+      querystring: ListQuery,
+      response: { 200: ItemPage, 304: NotModified }
+    }
+  }, async (request) => {
+    const page = fastify.items.list(request.query.limit ?? DEFAULT_LIMIT, request.query.cursor)
+    return { items: page.items.map(toJson), nextCursor: page.nextCursor }
+  })
+
+  fastify.post(ITEMS_PATH, {
+    config: write,
+    bodyLimit,
+    schema: {
+      tags: ['items'],
+      summary: 'Create an item',
+      description: 'Needs scope items:write. Answers 201 with Location and the new ETag.',
+      body: ItemInput,
+      response: { 201: ItemSchema }
+    }
+  }, async (request, reply) => {
+    const item = fastify.items.create(request.body)
+    fastify.domainEvents.emit('items:changed', { id: item.id, op: 'created' })
+    return setValidators(reply, item).code(201).header('location', `${ITEMS_PATH}/${item.id}`).send(toJson(item))
+  })
+
+  fastify.get(`${ITEMS_PATH}/:id`, {
+    // no-cache: a client about to write must see the current ETag, never a cached older one.
+    config: { auth: false, cache: { noCache: true, etag: 'resource' } },
+    schema: {
+      tags: ['items'],
+      summary: 'Read an item',
+      description: 'Carries a strong ETag and Last-Modified; If-None-Match / If-Modified-Since → 304.',
+      params: ItemParams,
+      response: { 200: ItemSchema, 304: NotModified }
+    }
+  }, async (request, reply) => {
+    const item = fastify.items.get(request.params.id)
+    if (item === undefined) throw notFound('item')
+    const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(item), lastModified: item.updatedAt })
+    if (outcome.result === 'failed') throw preconditionFailed()
+    setValidators(reply, item)
+    // The 304 names the tag the client holds (it may carry a content-coding suffix).
+    if (outcome.result === 'not-modified') return reply.header('etag', outcome.etag ?? etagOf(item)).code(304).send()
+    return toJson(item)
+  })
+
+  fastify.put(`${ITEMS_PATH}/:id`, {
+    config: write,
+    bodyLimit,
+    schema: {
+      tags: ['items'],
+      summary: 'Replace an item',
+      description: 'Needs scope items:write and If-Match with the ETag you read: 428 without it, 412 when the item changed since. Answers 200 with the new ETag.',
+      params: ItemParams,
+      body: ItemInput,
+      response: { 200: ItemSchema }
+    }
+  }, async (request, reply) => {
+    if (request.headers['if-match'] === undefined) throw preconditionRequired()
+    const current = fastify.items.get(request.params.id)
+    if (current === undefined) throw notFound('item')
+    const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
+    if (outcome.result !== 'proceed') throw preconditionFailed()
+    // Compare-and-set on the version just checked: a writer that got in between (another instance) wins, we 412.
+    const item = fastify.items.update(current.id, current.version, request.body)
+    fastify.domainEvents.emit('items:changed', { id: item.id, op: 'updated' })
+    return setValidators(reply, item).send(toJson(item))
+  })
+
+  fastify.delete(`${ITEMS_PATH}/:id`, {
+    config: write,
+    schema: {
+      tags: ['items'],
+      summary: 'Delete an item',
+      description: 'Needs scope items:write. Honours If-Match when sent (412 when the item changed since).',
+      params: ItemParams,
+      response: { 204: NoContent }
+    }
+  }, async (request, reply) => {
+    const { id } = request.params
+    if (request.headers['if-match'] === undefined && request.headers['if-unmodified-since'] === undefined) {
+      fastify.items.delete(id)
+    } else {
+      const current = fastify.items.get(id)
+      if (current === undefined) throw notFound('item')
+      const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
+      if (outcome.result !== 'proceed') throw preconditionFailed()
+      fastify.items.delete(id, current.version)
+    }
+    fastify.domainEvents.emit('items:changed', { id, op: 'deleted' })
+    return reply.code(204).send()
+  })
+}
+
+export default itemsRoutes

@@ -1,0 +1,95 @@
+// Start-up configuration as an operator meets it: every bad value stops the real entry point with
+// exit code 1 and one line naming the variable and the expected form; no stack trace.
+
+import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { loadConfig, ConfigError } from '../../core/config.ts'
+import { spawnServer, tempDir } from '../helpers/app.ts'
+
+const badStarts: Array<[string, Record<string, string>, RegExp]> = [
+  ['a port that is not a number', { PORT: 'eighty' }, /PORT .*"eighty".*expected an integer 0–65535/],
+  ['a port out of range', { PORT: '70000' }, /PORT .*"70000"/],
+  ['an unreadable certificate file', { TLS_CERT_FILE: '/nonexistent/cert.pem', TLS_KEY_FILE: '/nonexistent/key.pem' }, /TLS_CERT_FILE "\/nonexistent\/cert.pem" is not a readable file/],
+  ['only the certificate of the pair', { TLS_CERT_FILE: '/etc/hostname' }, /TLS_KEY_FILE is missing while its pair is set/],
+  ['an unknown TLS value', { TLS: 'maybe' }, /TLS .*"maybe".*expected one of on, off/],
+  ['a bad number', { RATE_LIMIT_MAX: '12abc' }, /RATE_LIMIT_MAX .*"12abc".*expected a positive integer/],
+  ['a fractional port', { PORT: '1.5' }, /PORT .*"1\.5".*expected an integer/],
+  ['mutual TLS without a CA', { TLS_CLIENT_AUTH: 'require' }, /TLS_CA_FILE is missing while TLS_CLIENT_AUTH=require/],
+  ['production without a token verification setting', { NODE_ENV: 'production', JWT_SECRET: '' }, /JWT_SECRET is missing in production/]
+]
+
+for (const [what, env, message] of badStarts) {
+  t.test(`${what} stops the start with exit 1 and one line`, async (t) => {
+    const server = spawnServer(t, env)
+    const code = await server.exited
+    t.equal(code, 1)
+    const lines = server.output().trim().split('\n')
+    t.equal(lines.length, 1, `one line: ${server.output()}`)
+    t.match(lines[0], message)
+    t.notMatch(server.output(), /\n\s+at /, 'no stack trace')
+  })
+}
+
+t.test('a certificate that does not parse stops the start with one line', async (t) => {
+  const dir = tempDir()
+  writeFileSync(join(dir, 'c.pem'), 'not a certificate')
+  writeFileSync(join(dir, 'k.pem'), 'not a key')
+  const server = spawnServer(t, { TLS_CERT_FILE: join(dir, 'c.pem'), TLS_KEY_FILE: join(dir, 'k.pem') }, dir)
+  t.equal(await server.exited, 1)
+  t.equal(server.output().trim().split('\n').length, 1)
+  t.match(server.output(), /^keel: cannot start: /)
+})
+
+t.test('defaults are the contract\'s embedded defaults', async (t) => {
+  const config = loadConfig({}, tempDir())
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.port, 3000)
+  t.equal(config.tls.enabled, true)
+  t.equal(config.databaseFile, 'data/keel.db')
+  t.same(config.cors.origins, [])
+  t.same(config.rateLimit, { max: 300, windowMs: 60_000, failOpen: true })
+  t.equal(config.shutdownTimeoutMs, 10_000)
+  t.equal(config.logLevel, 'info')
+})
+
+t.test('.env is read from the working directory and the environment wins', async (t) => {
+  const dir = tempDir()
+  writeFileSync(join(dir, '.env'), '# comment\nPORT=4100\nLOG_LEVEL="debug"\nCORS_ORIGINS=https://a.example, https://b.example\n')
+  const config = loadConfig({ LOG_LEVEL: 'warn' }, dir)
+  t.equal(config.port, 4100)
+  t.equal(config.logLevel, 'warn')
+  t.same(config.cors.origins, ['https://a.example', 'https://b.example'])
+})
+
+t.test('a bad value is a ConfigError naming the variable', async (t) => {
+  t.throws(() => loadConfig({ CORS_ORIGINS: 'https://ok.example,not a url' }, tempDir()), { name: 'ConfigError', variable: 'CORS_ORIGINS' })
+  t.throws(() => loadConfig({ PORT: '-1' }, tempDir()), ConfigError)
+  t.throws(() => loadConfig({ JWT_SECRET: 'x'.repeat(32), JWKS_URL: 'https://idp.example/jwks' }, tempDir()), /exactly one of/)
+})
+
+t.test('WebSocket limits: documented defaults, and a pong timeout not below the ping interval is refused', async (t) => {
+  const config = loadConfig({}, tempDir())
+  t.same(config.ws, {
+    maxPayloadBytes: 65_536,
+    pingIntervalMs: 30_000,
+    pongTimeoutMs: 10_000,
+    messageRate: 20,
+    messageBurst: 40,
+    rateCloseAfter: 20,
+    maxConnectionsPerUser: 10,
+    maxRoomsPerConnection: 100,
+    maxBufferedBytes: 1_048_576,
+    slowConsumer: 'close',
+    closeGraceMs: 2000,
+    historySize: 100,
+    historyMaxAgeMs: 600_000,
+    publishDedupMs: 120_000,
+    presenceTtlMs: 30_000
+  })
+  t.same(config.sse, { heartbeatMs: 15_000 })
+  t.throws(() => loadConfig({ WS_PING_INTERVAL_MS: '1000', WS_PONG_TIMEOUT_MS: '1000' }, tempDir()),
+    { name: 'ConfigError', variable: 'WS_PONG_TIMEOUT_MS', message: /is not below WS_PING_INTERVAL_MS/ })
+  t.throws(() => loadConfig({ WS_SLOW_CONSUMER: 'block' }, tempDir()), { name: 'ConfigError', variable: 'WS_SLOW_CONSUMER', message: /one of close, drop/ })
+  t.throws(() => loadConfig({ WS_MAX_PAYLOAD_BYTES: '10' }, tempDir()), { name: 'ConfigError', variable: 'WS_MAX_PAYLOAD_BYTES' })
+})
