@@ -65,6 +65,15 @@ function loggerOptions (config: Config, stream?: DestinationStream): FastifyServ
   }
 }
 
+/**
+ * Fastify's own hop count refuses every forwarded address (it cannot check the peer), so a count
+ * becomes "trust the nearest N hops": right only where nothing reaches the service but its proxies.
+ */
+function trustProxyOption (trust: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
+  if (typeof trust !== 'number') return trust
+  return (_address: string, hop: number) => hop < trust
+}
+
 async function resolveTlsFiles (config: Config): Promise<{ files: TlsFiles, generated: boolean }> {
   const { certFile, keyFile, caFile } = config.tls
   if (certFile !== undefined && keyFile !== undefined) return { files: { certFile, keyFile, caFile }, generated: false }
@@ -85,6 +94,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     keepAliveTimeout: h.keepAliveTimeout,
     connectionTimeout: h.connectionTimeout,
     return503OnClosing: true,
+    // Off unless TRUST_PROXY names the proxies: X-Forwarded-For is client-controlled.
+    trustProxy: trustProxyOption(config.trustProxy),
     ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } }
   }
 

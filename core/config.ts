@@ -1,15 +1,20 @@
-// The one place that reads the environment: a TypeBox schema of every variable, checked at
-// start-up and turned into the typed `Config` that `buildApp(config)` receives.
-// A bad value becomes a `ConfigError` whose message is one line: variable, problem, expected form.
+// The one place that reads the environment. Configuration is a list of sections; each declares its
+// variables (TypeBox schemas carrying the default and the form we tell the user) and, beside them, the
+// mapping into its part of the typed `Config` that `buildApp(config)` receives. A bad value becomes a
+// `ConfigError` whose message is one line: variable, problem, expected form — and never the value of a
+// secret or a URL's credentials.
 
 import { existsSync, accessSync, readFileSync, constants as fsConstants } from 'node:fs'
+import { isIP } from 'node:net'
 import { parseEnv } from 'node:util'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
+interface VariableMeta { expected: string, secret?: boolean }
+
 /** One variable: its schema carries the default and, in `expected`, the form we tell the user. */
-function env<T extends TSchema> (schema: T, expected: string): T {
-  return { ...schema, expected }
+function env<T extends TSchema> (schema: T, expected: string, meta: { secret?: boolean } = {}): T {
+  return { ...schema, expected, ...meta }
 }
 const int = (min: number, max: number, def: number, expected: string) =>
   env(Type.Integer({ minimum: min, maximum: max, default: def }), expected)
@@ -19,65 +24,115 @@ const optionalString = (expected: string) => Type.Optional(env(Type.String({ min
 const optionalUrl = (expected: string) =>
   Type.Optional(env(Type.String({ pattern: '^https?://[^\\s]+$' }), expected))
 
-export const EnvSchema = Type.Object({
+export class ConfigError extends Error {
+  readonly code = 'KEEL_CONFIG_INVALID'
+  readonly variable: string
+  constructor (variable: string, problem: string, expected: string) {
+    super(`invalid configuration: ${variable} ${problem}; expected ${expected}`)
+    this.name = 'ConfigError'
+    this.variable = variable
+  }
+}
+
+/** A section: its variables, their mapping into the `Config`, and checks across its variables. */
+interface Section<P extends TProperties, T> {
+  vars: P
+  map: (e: Static<TObject<P>>, context: { cwd: string }) => T
+  check?: (e: Static<TObject<P>>, all: Record<string, unknown>) => void
+}
+function section<P extends TProperties, T> (vars: P, map: Section<P, T>['map'], check?: Section<P, T>['check']): Section<P, T> {
+  return { vars, map, check }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The process: environment, where it listens, logs, shutdown, which proxies it believes.
+
+/** `TRUST_PROXY`: off, a hop count, or addresses/CIDRs (and proxy-addr's names) whose X-Forwarded-* is believed. */
+export type TrustProxy = false | number | string[]
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function parseTrustProxy (value: string): TrustProxy {
+  if (value === 'off') return false
+  if (/^\d{1,2}$/.test(value)) return Number(value)
+  const entries = value.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  for (const entry of entries) {
+    if (PROXY_NAMES.has(entry)) continue
+    const [address, prefix, extra] = entry.split('/')
+    const family = isIP(address ?? '')
+    const bits = family === 4 ? 32 : 128
+    const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits)
+    if (family === 0 || !prefixOk || extra !== undefined) {
+      throw new ConfigError('TRUST_PROXY', `has an entry that is not an address or CIDR (${JSON.stringify(entry.slice(0, 64))})`, expectedOf('TRUST_PROXY'))
+    }
+  }
+  return entries
+}
+
+const server = section({
   NODE_ENV: oneOf(['development', 'production', 'test'], 'development'),
   HOST: env(Type.String({ minLength: 1, pattern: '^[0-9A-Za-z.:\\-\\[\\]]+$', default: '127.0.0.1' }), 'a hostname or IP address'),
   PORT: int(0, 65535, 3000, 'an integer 0–65535 (0 = any free port)'),
+  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
+  // Time between "not ready" and closing the listener, for load balancers to notice (k8s preStop).
+  SHUTDOWN_DRAIN_MS: int(0, 60_000, 0, 'milliseconds, 0–60000'),
+  // Off: X-Forwarded-For is client-controlled, so it is believed only from proxies named here.
+  TRUST_PROXY: env(Type.String({ minLength: 1, default: 'off' }),
+    'off, a hop count 0–99, or comma-separated proxy addresses/CIDRs (or loopback, linklocal, uniquelocal)')
+}, (e, { cwd }) => ({
+  env: e.NODE_ENV,
+  host: e.HOST,
+  port: e.PORT,
+  logLevel: e.LOG_LEVEL,
+  shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+  trustProxy: parseTrustProxy(e.TRUST_PROXY),
+  /** Directory for generated development material (certificate, JWT secret). */
+  certsDir: `${cwd}/certs`
+}))
+
+// ---------------------------------------------------------------------------------------------------
+// TLS: the pair (or the generated development pair outside production), mutual TLS, rotation.
+
+const tls = section({
   TLS: oneOf(['on', 'off'], 'on'),
   TLS_CERT_FILE: optionalString('a path to a readable PEM certificate'),
   TLS_KEY_FILE: optionalString('a path to a readable PEM private key'),
   TLS_CA_FILE: optionalString('a path to a readable PEM CA bundle'),
   TLS_CLIENT_AUTH: oneOf(['off', 'require'], 'off'),
   // Reload the pair when its files change; SIGHUP reloads either way.
-  TLS_WATCH_FILES: oneOf(['on', 'off'], 'on'),
-  CORS_ORIGINS: env(Type.String({ default: '', pattern: '^(|https?://[^\\s,/]+(,\\s*https?://[^\\s,/]+)*)$' }),
-    'comma-separated origins like https://app.example.com (scheme://host[:port], no path)'),
-  JWT_SECRET: Type.Optional(env(Type.String({ minLength: 32 }), 'a secret of at least 32 characters')),
-  JWT_PUBLIC_KEY_FILE: optionalString('a path to a readable PEM public key (RSA, EC or Ed25519)'),
-  JWKS_URL: optionalUrl('an http(s) URL of a JWKS document'),
-  JWT_ISSUER: optionalString('the expected iss claim'),
-  JWT_AUDIENCE: optionalString('the expected aud claim'),
-  JWT_CLOCK_TOLERANCE_S: int(0, 300, 5, 'seconds of clock skew tolerated, 0–300'),
-  // Invalid tokens one client IP may present per minute before its token attempts get 429: far below
-  // the general budget, since a stream of bad tokens is guessing or a broken client, never normal use.
-  AUTH_FAILURE_LIMIT: int(1, 100_000, 20, 'invalid tokens per client IP per minute, 1–100000'),
-  RATE_LIMIT_MAX: int(1, 1_000_000, 300, 'a positive integer'),
-  RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000, 60_000, 'milliseconds, 1000–86400000'),
-  RATE_LIMIT_FAIL: oneOf(['open', 'closed'], 'open'),
-  // Load shedding (edge/load-shedding.ts): past a limit, requests get 503 + Retry-After. 0 = check off.
-  // A 1 s mean event-loop delay is far above GC pauses and TLS handshakes: requests are queueing.
-  SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000, 1000, 'milliseconds, 0–60000 (0 = off)'),
-  // Memory limits depend on the container the service runs in: off until the deployment sets them.
-  SHED_MAX_HEAP_USED_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)'),
-  SHED_MAX_RSS_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)'),
-  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL')),
-  DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:'),
-  UPSTREAM_QUOTES_URL: optionalUrl('an http(s) base URL'),
-  // Outbound calls (outbound/resilient-client.ts), one policy for every upstream.
-  // 3 s per call, retries included: a user waiting on Keel should not wait on a sick upstream longer.
-  UPSTREAM_TIMEOUT_MS: int(50, 600_000, 3000, 'milliseconds, 50–600000'),
-  // 1 s to connect: a healthy peer in the same region connects in single-digit ms.
-  UPSTREAM_CONNECT_TIMEOUT_MS: int(10, 60_000, 1000, 'milliseconds, 10–60000'),
-  // Per attempt: 2 s for the response headers, 2 s of silence mid-body; room for one retry inside 3 s.
-  UPSTREAM_HEADERS_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
-  UPSTREAM_BODY_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
-  // Two retries cover a blip; the retry budget keeps them from multiplying load during an outage.
-  UPSTREAM_MAX_RETRIES: int(0, 10, 2, 'an integer 0–10'),
-  // Finagle's defaults: retries ≤ 20 % of calls plus 5 per second over a 10 s window (≈1.2× load in an outage).
-  UPSTREAM_RETRY_BUDGET_PERCENT: int(0, 100, 20, 'a percentage 0–100'),
-  UPSTREAM_RETRY_MIN_PER_SECOND: int(0, 10_000, 5, 'retries per second, 0–10000'),
-  // Open when over half of at least 10 attempts in the last 10 s failed; probe again after 10 s.
-  UPSTREAM_BREAKER_ERROR_PERCENT: int(1, 100, 50, 'a percentage 1–100'),
-  UPSTREAM_BREAKER_VOLUME: int(1, 1_000_000, 10, 'attempts, 1–1000000'),
-  UPSTREAM_BREAKER_RESET_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
-  // 64 concurrent calls (and pooled connections) per upstream, 64 more may queue; the rest get 503 at once.
-  UPSTREAM_MAX_CONCURRENCY: int(1, 10_000, 64, 'an integer 1–10000'),
-  UPSTREAM_MAX_QUEUE: int(0, 100_000, 64, 'an integer 0–100000'),
-  LOG_LEVEL: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
-  SHUTDOWN_TIMEOUT_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
-  // Time between "not ready" and closing the listener, for load balancers to notice (k8s preStop).
-  SHUTDOWN_DRAIN_MS: int(0, 60_000, 0, 'milliseconds, 0–60000'),
-  // Server hardening. Each default is chosen for an API behind (or without) a load balancer.
+  TLS_WATCH_FILES: oneOf(['on', 'off'], 'on')
+}, (e) => ({
+  tls: {
+    enabled: e.TLS === 'on',
+    /** Explicit PEM files; when absent the dev pair in `certs/` is used (generated on first start). */
+    certFile: e.TLS_CERT_FILE,
+    keyFile: e.TLS_KEY_FILE,
+    caFile: e.TLS_CA_FILE,
+    clientAuth: e.TLS_CLIENT_AUTH === 'require',
+    watchFiles: e.TLS_WATCH_FILES === 'on'
+  }
+}), (e, all) => {
+  if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
+    const missing = e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
+    throw new ConfigError(missing, 'is missing while its pair is set', 'TLS_CERT_FILE and TLS_KEY_FILE set together')
+  }
+  if (all.NODE_ENV === 'production' && e.TLS === 'on' && e.TLS_CERT_FILE === undefined) {
+    throw new ConfigError('TLS_CERT_FILE', 'is missing in production (no generated development certificate there)',
+      'TLS_CERT_FILE and TLS_KEY_FILE, or TLS=off behind a TLS-terminating proxy')
+  }
+  readable('TLS_CERT_FILE', e.TLS_CERT_FILE)
+  readable('TLS_KEY_FILE', e.TLS_KEY_FILE)
+  readable('TLS_CA_FILE', e.TLS_CA_FILE)
+  if (e.TLS_CLIENT_AUTH === 'require' && e.TLS_CA_FILE === undefined) {
+    throw new ConfigError('TLS_CA_FILE', 'is missing while TLS_CLIENT_AUTH=require', 'the CA that signs client certificates')
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP server hardening. Each default is chosen for an API behind (or without) a load balancer.
+
+const http = section({
   // 1 MiB: JSON APIs rarely need more; larger uploads belong on a dedicated route.
   BODY_LIMIT_BYTES: int(1024, 100 * 1024 * 1024, 1024 * 1024, 'bytes, 1024–104857600'),
   // 10 s to send the headers cuts slowloris clients early without hurting slow mobile links.
@@ -91,8 +146,95 @@ export const EnvSchema = Type.Object({
   // HTTP/2 sessions idle for 72 s are closed (same reasoning as keep-alive).
   HTTP2_SESSION_TIMEOUT_MS: int(1000, 600_000, 72_000, 'milliseconds, 1000–600000'),
   // 100 concurrent streams per session is the RFC 9113 recommended minimum and bounds per-client work.
-  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000'),
-  // WebSocket limits (GET /ws). 64 KiB frames: JSON events are small; a bigger frame is closed with 1009.
+  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000')
+}, (e) => ({
+  http: {
+    bodyLimit: e.BODY_LIMIT_BYTES,
+    headersTimeout: e.HEADERS_TIMEOUT_MS,
+    requestTimeout: e.REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: e.KEEP_ALIVE_TIMEOUT_MS,
+    connectionTimeout: e.CONNECTION_TIMEOUT_MS,
+    http2SessionTimeout: e.HTTP2_SESSION_TIMEOUT_MS,
+    http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS
+  }
+}))
+
+// ---------------------------------------------------------------------------------------------------
+// Edge policies: CORS, load shedding, rate limiting.
+
+const cors = section({
+  CORS_ORIGINS: env(Type.String({ default: '', pattern: '^(|https?://[^\\s,/]+(,\\s*https?://[^\\s,/]+)*)$' }),
+    'comma-separated origins like https://app.example.com (scheme://host[:port], no path)')
+}, (e) => ({ cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') } }))
+
+const loadShedding = section({
+  // Load shedding (edge/load-shedding.ts): past a limit, requests get 503 + Retry-After. 0 = check off.
+  // A 1 s mean event-loop delay is far above GC pauses and TLS handshakes: requests are queueing.
+  SHED_MAX_EVENT_LOOP_DELAY_MS: int(0, 60_000, 1000, 'milliseconds, 0–60000 (0 = off)'),
+  // Memory limits depend on the container the service runs in: off until the deployment sets them.
+  SHED_MAX_HEAP_USED_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)'),
+  SHED_MAX_RSS_BYTES: int(0, Number.MAX_SAFE_INTEGER, 0, 'bytes (0 = off)')
+}, (e) => ({
+  /** Load-shedding limits; 0 turns a check off. */
+  loadShedding: { maxEventLoopDelayMs: e.SHED_MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: e.SHED_MAX_HEAP_USED_BYTES, maxRssBytes: e.SHED_MAX_RSS_BYTES }
+}))
+
+const rateLimit = section({
+  RATE_LIMIT_MAX: int(1, 1_000_000, 300, 'a positive integer'),
+  RATE_LIMIT_WINDOW_MS: int(1000, 86_400_000, 60_000, 'milliseconds, 1000–86400000'),
+  RATE_LIMIT_FAIL: oneOf(['open', 'closed'], 'open')
+}, (e) => ({
+  rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, failOpen: e.RATE_LIMIT_FAIL === 'open' }
+}))
+
+// ---------------------------------------------------------------------------------------------------
+// Authentication: exactly one way to verify tokens (a generated development secret outside production).
+
+const auth = section({
+  JWT_SECRET: Type.Optional(env(Type.String({ minLength: 32 }), 'a secret of at least 32 characters', { secret: true })),
+  JWT_PUBLIC_KEY_FILE: optionalString('a path to a readable PEM public key (RSA, EC or Ed25519)'),
+  JWKS_URL: optionalUrl('an http(s) URL of a JWKS document'),
+  JWT_ISSUER: optionalString('the expected iss claim'),
+  JWT_AUDIENCE: optionalString('the expected aud claim'),
+  JWT_CLOCK_TOLERANCE_S: int(0, 300, 5, 'seconds of clock skew tolerated, 0–300'),
+  // Invalid tokens one client IP may present per minute before its token attempts get 429: far below
+  // the general budget, since a stream of bad tokens is guessing or a broken client, never normal use.
+  AUTH_FAILURE_LIMIT: int(1, 100_000, 20, 'invalid tokens per client IP per minute, 1–100000')
+}, (e) => ({
+  auth: {
+    secret: e.JWT_SECRET,
+    publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
+    jwksUrl: e.JWKS_URL,
+    issuer: e.JWT_ISSUER,
+    audience: e.JWT_AUDIENCE,
+    clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S,
+    /** Invalid tokens per client IP per minute before 429. */
+    failureLimit: e.AUTH_FAILURE_LIMIT
+  }
+}), (e, all) => {
+  readable('JWT_PUBLIC_KEY_FILE', e.JWT_PUBLIC_KEY_FILE)
+  const authModes = [e.JWT_SECRET, e.JWT_PUBLIC_KEY_FILE, e.JWKS_URL].filter((v) => v !== undefined)
+  if (authModes.length > 1) {
+    throw new ConfigError('JWT_SECRET', 'is set together with another verification mode', 'exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
+  }
+  if (all.NODE_ENV === 'production' && authModes.length === 0) {
+    throw new ConfigError('JWT_SECRET', 'is missing in production (no generated development secret there)', 'one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------
+// Shared state: Redis (rate-limit counters, rooms across instances) and the example resource's store.
+
+const stores = section({
+  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL')),
+  DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:')
+}, (e) => ({ redisUrl: e.REDIS_URL, databaseFile: e.DATABASE_FILE }))
+
+// ---------------------------------------------------------------------------------------------------
+// Realtime: WebSocket (/ws) and SSE (/sse) sessions on the room hub.
+
+const realtime = section({
+  // 64 KiB frames: JSON events are small; a bigger frame is closed with 1009.
   WS_MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024, 64 * 1024, 'bytes, 1024–16777216'),
   // 30 s pings keep idle connections alive through proxies and NATs that drop them after 60 s.
   WS_PING_INTERVAL_MS: int(100, 600_000, 30_000, 'milliseconds, 100–600000'),
@@ -127,102 +269,97 @@ export const EnvSchema = Type.Object({
   WS_PUBLISH_DEDUP_MS: int(1000, 3600_000, 120_000, 'milliseconds, 1000–3600000'),
   // With REDIS_URL: a crashed instance's members leave every room's presence within 30 s.
   PRESENCE_TTL_MS: int(300, 3600_000, 30_000, 'milliseconds, 300–3600000')
+}, (e) => ({
+  ws: {
+    maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
+    pingIntervalMs: e.WS_PING_INTERVAL_MS,
+    pongTimeoutMs: e.WS_PONG_TIMEOUT_MS,
+    messageRate: e.WS_MESSAGE_RATE,
+    messageBurst: e.WS_MESSAGE_BURST,
+    rateCloseAfter: e.WS_RATE_CLOSE_AFTER,
+    maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
+    maxRoomsPerConnection: e.WS_MAX_ROOMS_PER_CONNECTION,
+    maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    slowConsumer: e.WS_SLOW_CONSUMER,
+    closeGraceMs: e.WS_CLOSE_GRACE_MS,
+    historySize: e.ROOM_HISTORY_SIZE,
+    historyMaxAgeMs: e.ROOM_HISTORY_MAX_AGE_MS,
+    publishDedupMs: e.WS_PUBLISH_DEDUP_MS,
+    presenceTtlMs: e.PRESENCE_TTL_MS
+  },
+  sse: { heartbeatMs: e.SSE_HEARTBEAT_MS }
+}), (e) => {
+  if (e.WS_PONG_TIMEOUT_MS >= e.WS_PING_INTERVAL_MS) {
+    throw new ConfigError('WS_PONG_TIMEOUT_MS', `(${e.WS_PONG_TIMEOUT_MS}) is not below WS_PING_INTERVAL_MS (${e.WS_PING_INTERVAL_MS})`, expectedOf('WS_PONG_TIMEOUT_MS'))
+  }
 })
 
-type Env = Static<typeof EnvSchema>
+// ---------------------------------------------------------------------------------------------------
+// Outbound calls (outbound/resilient-client.ts), one policy for every upstream.
 
-const expectedOf = (variable: string): string =>
-  (EnvSchema.properties as unknown as Record<string, { expected?: string } | undefined>)[variable]?.expected ?? 'a valid value'
-
-export class ConfigError extends Error {
-  readonly code = 'KEEL_CONFIG_INVALID'
-  readonly variable: string
-  constructor (variable: string, problem: string, expected: string) {
-    super(`invalid configuration: ${variable} ${problem}; expected ${expected}`)
-    this.name = 'ConfigError'
-    this.variable = variable
+const upstreams = section({
+  UPSTREAM_QUOTES_URL: optionalUrl('an http(s) base URL'),
+  // 3 s per call, retries included: a user waiting on Keel should not wait on a sick upstream longer.
+  UPSTREAM_TIMEOUT_MS: int(50, 600_000, 3000, 'milliseconds, 50–600000'),
+  // 1 s to connect: a healthy peer in the same region connects in single-digit ms.
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(10, 60_000, 1000, 'milliseconds, 10–60000'),
+  // Per attempt: 2 s for the response headers, 2 s of silence mid-body; room for one retry inside 3 s.
+  UPSTREAM_HEADERS_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
+  UPSTREAM_BODY_TIMEOUT_MS: int(10, 600_000, 2000, 'milliseconds, 10–600000'),
+  // Two retries cover a blip; the retry budget keeps them from multiplying load during an outage.
+  UPSTREAM_MAX_RETRIES: int(0, 10, 2, 'an integer 0–10'),
+  // Finagle's defaults: retries ≤ 20 % of calls plus 5 per second over a 10 s window (≈1.2× load in an outage).
+  UPSTREAM_RETRY_BUDGET_PERCENT: int(0, 100, 20, 'a percentage 0–100'),
+  UPSTREAM_RETRY_MIN_PER_SECOND: int(0, 10_000, 5, 'retries per second, 0–10000'),
+  // Open when over half of at least 10 attempts in the last 10 s failed; probe again after 10 s.
+  UPSTREAM_BREAKER_ERROR_PERCENT: int(1, 100, 50, 'a percentage 1–100'),
+  UPSTREAM_BREAKER_VOLUME: int(1, 1_000_000, 10, 'attempts, 1–1000000'),
+  UPSTREAM_BREAKER_RESET_MS: int(100, 600_000, 10_000, 'milliseconds, 100–600000'),
+  // 64 concurrent calls (and pooled connections) per upstream, 64 more may queue; the rest get 503 at once.
+  UPSTREAM_MAX_CONCURRENCY: int(1, 10_000, 64, 'an integer 1–10000'),
+  UPSTREAM_MAX_QUEUE: int(0, 100_000, 64, 'an integer 0–100000')
+}, (e) => ({
+  upstreams: {
+    quotesUrl: e.UPSTREAM_QUOTES_URL,
+    policy: {
+      timeoutMs: e.UPSTREAM_TIMEOUT_MS,
+      connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
+      headersTimeoutMs: e.UPSTREAM_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: e.UPSTREAM_BODY_TIMEOUT_MS,
+      maxRetries: e.UPSTREAM_MAX_RETRIES,
+      /** Retries allowed per call, 0–1. */
+      retryBudgetRatio: e.UPSTREAM_RETRY_BUDGET_PERCENT / 100,
+      retryMinPerSecond: e.UPSTREAM_RETRY_MIN_PER_SECOND,
+      breakerErrorPercent: e.UPSTREAM_BREAKER_ERROR_PERCENT,
+      breakerVolume: e.UPSTREAM_BREAKER_VOLUME,
+      breakerResetMs: e.UPSTREAM_BREAKER_RESET_MS,
+      maxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
+      maxQueue: e.UPSTREAM_MAX_QUEUE
+    }
   }
-}
+}))
 
+// ---------------------------------------------------------------------------------------------------
+// Assembly. A new section is declared above and added to this list; nothing else changes.
+
+const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, realtime, upstreams] as const
+
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
+type Simplify<T> = { [K in keyof T]: T[K] } & {}
+export type Config = Simplify<UnionToIntersection<ReturnType<typeof SECTIONS[number]['map']>>>
 /** How every upstream client behaves (outbound/plugin.ts turns it into client options). */
-export interface UpstreamPolicy {
-  timeoutMs: number
-  connectTimeoutMs: number
-  headersTimeoutMs: number
-  bodyTimeoutMs: number
-  maxRetries: number
-  /** Retries allowed per call, 0–1. */
-  retryBudgetRatio: number
-  retryMinPerSecond: number
-  breakerErrorPercent: number
-  breakerVolume: number
-  breakerResetMs: number
-  maxConcurrency: number
-  maxQueue: number
-}
+export type UpstreamPolicy = Config['upstreams']['policy']
 
-export interface Config {
-  env: 'development' | 'production' | 'test'
-  host: string
-  port: number
-  logLevel: Env['LOG_LEVEL']
-  tls: {
-    enabled: boolean
-    /** Explicit PEM files; when absent the dev pair in `certs/` is used (generated on first start). */
-    certFile?: string
-    keyFile?: string
-    caFile?: string
-    clientAuth: boolean
-    watchFiles: boolean
-  }
-  http: {
-    bodyLimit: number
-    headersTimeout: number
-    requestTimeout: number
-    keepAliveTimeout: number
-    connectionTimeout: number
-    http2SessionTimeout: number
-    http2MaxConcurrentStreams: number
-  }
-  ws: {
-    maxPayloadBytes: number
-    pingIntervalMs: number
-    pongTimeoutMs: number
-    messageRate: number
-    messageBurst: number
-    rateCloseAfter: number
-    maxConnectionsPerUser: number
-    maxRoomsPerConnection: number
-    maxBufferedBytes: number
-    slowConsumer: 'close' | 'drop'
-    closeGraceMs: number
-    historySize: number
-    historyMaxAgeMs: number
-    publishDedupMs: number
-    presenceTtlMs: number
-  }
-  sse: { heartbeatMs: number }
-  cors: { origins: string[] }
-  auth: {
-    secret?: string
-    publicKeyFile?: string
-    jwksUrl?: string
-    issuer?: string
-    audience?: string
-    clockToleranceSec: number
-    /** Invalid tokens per client IP per minute before 429. */
-    failureLimit: number
-  }
-  rateLimit: { max: number, windowMs: number, failOpen: boolean }
-  /** Load-shedding limits; 0 turns a check off. */
-  loadShedding: { maxEventLoopDelayMs: number, maxHeapUsedBytes: number, maxRssBytes: number }
-  redisUrl?: string
-  databaseFile: string
-  upstreams: { quotesUrl?: string, policy: UpstreamPolicy }
-  shutdownTimeoutMs: number
-  shutdownDrainMs: number
-  /** Directory for generated development material (certificate, JWT secret). */
-  certsDir: string
+export const EnvSchema = Type.Object(Object.assign({}, ...SECTIONS.map((s) => s.vars)) as TProperties)
+
+const metaOf = (variable: string): VariableMeta | undefined =>
+  (EnvSchema.properties as unknown as Record<string, VariableMeta | undefined>)[variable]
+const expectedOf = (variable: string): string => metaOf(variable)?.expected ?? 'a valid value'
+
+/** What an error line may say of a value: nothing for a secret, no credentials inside a URL. */
+function shown (variable: string, value: unknown): string {
+  if (metaOf(variable)?.secret === true) return '(value not shown: it is a secret)'
+  return JSON.stringify(String(value).replace(/\/\/[^/@\s]*@/g, '//[credentials hidden]@'))
 }
 
 type Source = Record<string, string | undefined>
@@ -243,9 +380,8 @@ function withDotEnv (source: Source, cwd: string): Source {
   return { ...parseEnv(readFileSync(file, 'utf8')), ...source }
 }
 
-/** Builds the typed configuration from an environment; throws `ConfigError` on the first bad value. */
-export function loadConfig (source: Source = process.env, cwd: string = process.cwd()): Config {
-  const all = withDotEnv(source, cwd)
+/** The variables Keel knows, as given (empty means unset, except for CORS_ORIGINS where it means none). */
+function knownVariables (all: Source): Record<string, unknown> {
   const raw: Record<string, unknown> = {}
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = all[key]
@@ -256,113 +392,26 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
   for (const [key, value] of Object.entries(raw)) {
     const schema = (EnvSchema.properties as unknown as Record<string, { type?: string }>)[key]
     if (schema?.type === 'integer' && !/^-?\d+$/.test(String(value))) {
-      throw new ConfigError(key, `has an invalid value ${JSON.stringify(String(value))}`, expectedOf(key))
+      throw new ConfigError(key, `has an invalid value ${shown(key, value)}`, expectedOf(key))
     }
   }
-  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
-  const first = Value.Errors(EnvSchema, withDefaults).First()
+  return raw
+}
+
+/** Builds the typed configuration from an environment; throws `ConfigError` on the first bad value. */
+export function loadConfig (source: Source = process.env, cwd: string = process.cwd()): Config {
+  const raw = knownVariables(withDotEnv(source, cwd))
+  const e = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw)) as Record<string, unknown>
+  const first = Value.Errors(EnvSchema, e).First()
   if (first !== undefined) {
     const variable = first.path.replace(/^\//, '').split('/')[0]!
     const given = raw[variable]
-    throw new ConfigError(variable, given === undefined ? 'is missing' : `has an invalid value ${JSON.stringify(String(given))}`, expectedOf(variable) ?? first.message)
+    throw new ConfigError(variable, given === undefined ? 'is missing' : `has an invalid value ${shown(variable, given)}`, expectedOf(variable))
   }
-  const e = withDefaults as Env
-
-  if ((e.TLS_CERT_FILE === undefined) !== (e.TLS_KEY_FILE === undefined)) {
-    const missing = e.TLS_CERT_FILE === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'
-    throw new ConfigError(missing, 'is missing while its pair is set', 'TLS_CERT_FILE and TLS_KEY_FILE set together')
+  const config: Record<string, unknown> = {}
+  for (const s of SECTIONS as unknown as ReadonlyArray<Section<TProperties, object>>) {
+    s.check?.(e as Static<TObject<TProperties>>, e)
+    Object.assign(config, s.map(e as Static<TObject<TProperties>>, { cwd }))
   }
-  readable('TLS_CERT_FILE', e.TLS_CERT_FILE)
-  readable('TLS_KEY_FILE', e.TLS_KEY_FILE)
-  readable('TLS_CA_FILE', e.TLS_CA_FILE)
-  readable('JWT_PUBLIC_KEY_FILE', e.JWT_PUBLIC_KEY_FILE)
-  if (e.WS_PONG_TIMEOUT_MS >= e.WS_PING_INTERVAL_MS) {
-    throw new ConfigError('WS_PONG_TIMEOUT_MS', `(${e.WS_PONG_TIMEOUT_MS}) is not below WS_PING_INTERVAL_MS (${e.WS_PING_INTERVAL_MS})`, expectedOf('WS_PONG_TIMEOUT_MS'))
-  }
-  if (e.TLS_CLIENT_AUTH === 'require' && e.TLS_CA_FILE === undefined) {
-    throw new ConfigError('TLS_CA_FILE', 'is missing while TLS_CLIENT_AUTH=require', 'the CA that signs client certificates')
-  }
-  const authModes = [e.JWT_SECRET, e.JWT_PUBLIC_KEY_FILE, e.JWKS_URL].filter((v) => v !== undefined)
-  if (authModes.length > 1) {
-    throw new ConfigError('JWT_SECRET', 'is set together with another verification mode', 'exactly one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
-  }
-  if (e.NODE_ENV === 'production' && authModes.length === 0) {
-    throw new ConfigError('JWT_SECRET', 'is missing in production (no generated development secret there)', 'one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWKS_URL')
-  }
-
-  return {
-    env: e.NODE_ENV,
-    host: e.HOST,
-    port: e.PORT,
-    logLevel: e.LOG_LEVEL,
-    tls: {
-      enabled: e.TLS === 'on',
-      certFile: e.TLS_CERT_FILE,
-      keyFile: e.TLS_KEY_FILE,
-      caFile: e.TLS_CA_FILE,
-      clientAuth: e.TLS_CLIENT_AUTH === 'require',
-      watchFiles: e.TLS_WATCH_FILES === 'on'
-    },
-    http: {
-      bodyLimit: e.BODY_LIMIT_BYTES,
-      headersTimeout: e.HEADERS_TIMEOUT_MS,
-      requestTimeout: e.REQUEST_TIMEOUT_MS,
-      keepAliveTimeout: e.KEEP_ALIVE_TIMEOUT_MS,
-      connectionTimeout: e.CONNECTION_TIMEOUT_MS,
-      http2SessionTimeout: e.HTTP2_SESSION_TIMEOUT_MS,
-      http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS
-    },
-    ws: {
-      maxPayloadBytes: e.WS_MAX_PAYLOAD_BYTES,
-      pingIntervalMs: e.WS_PING_INTERVAL_MS,
-      pongTimeoutMs: e.WS_PONG_TIMEOUT_MS,
-      messageRate: e.WS_MESSAGE_RATE,
-      messageBurst: e.WS_MESSAGE_BURST,
-      rateCloseAfter: e.WS_RATE_CLOSE_AFTER,
-      maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
-      maxRoomsPerConnection: e.WS_MAX_ROOMS_PER_CONNECTION,
-      maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
-      slowConsumer: e.WS_SLOW_CONSUMER,
-      closeGraceMs: e.WS_CLOSE_GRACE_MS,
-      historySize: e.ROOM_HISTORY_SIZE,
-      historyMaxAgeMs: e.ROOM_HISTORY_MAX_AGE_MS,
-      publishDedupMs: e.WS_PUBLISH_DEDUP_MS,
-      presenceTtlMs: e.PRESENCE_TTL_MS
-    },
-    sse: { heartbeatMs: e.SSE_HEARTBEAT_MS },
-    cors: { origins: e.CORS_ORIGINS.split(',').map((o) => o.trim()).filter((o) => o !== '') },
-    auth: {
-      secret: e.JWT_SECRET,
-      publicKeyFile: e.JWT_PUBLIC_KEY_FILE,
-      jwksUrl: e.JWKS_URL,
-      issuer: e.JWT_ISSUER,
-      audience: e.JWT_AUDIENCE,
-      clockToleranceSec: e.JWT_CLOCK_TOLERANCE_S,
-      failureLimit: e.AUTH_FAILURE_LIMIT
-    },
-    rateLimit: { max: e.RATE_LIMIT_MAX, windowMs: e.RATE_LIMIT_WINDOW_MS, failOpen: e.RATE_LIMIT_FAIL === 'open' },
-    loadShedding: { maxEventLoopDelayMs: e.SHED_MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: e.SHED_MAX_HEAP_USED_BYTES, maxRssBytes: e.SHED_MAX_RSS_BYTES },
-    redisUrl: e.REDIS_URL,
-    databaseFile: e.DATABASE_FILE,
-    upstreams: {
-      quotesUrl: e.UPSTREAM_QUOTES_URL,
-      policy: {
-        timeoutMs: e.UPSTREAM_TIMEOUT_MS,
-        connectTimeoutMs: e.UPSTREAM_CONNECT_TIMEOUT_MS,
-        headersTimeoutMs: e.UPSTREAM_HEADERS_TIMEOUT_MS,
-        bodyTimeoutMs: e.UPSTREAM_BODY_TIMEOUT_MS,
-        maxRetries: e.UPSTREAM_MAX_RETRIES,
-        retryBudgetRatio: e.UPSTREAM_RETRY_BUDGET_PERCENT / 100,
-        retryMinPerSecond: e.UPSTREAM_RETRY_MIN_PER_SECOND,
-        breakerErrorPercent: e.UPSTREAM_BREAKER_ERROR_PERCENT,
-        breakerVolume: e.UPSTREAM_BREAKER_VOLUME,
-        breakerResetMs: e.UPSTREAM_BREAKER_RESET_MS,
-        maxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
-        maxQueue: e.UPSTREAM_MAX_QUEUE
-      }
-    },
-    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
-    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
-    certsDir: `${cwd}/certs`
-  }
+  return config as Config
 }

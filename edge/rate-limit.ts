@@ -5,9 +5,8 @@
 // slow never hangs or crashes a request: the limiter fails open (warning + metric) or, configured so,
 // closed (503). Owns the limiter's Redis client and its readiness check.
 //
-// Client IP: `request.ip`, i.e. the socket's peer. Keel leaves Fastify's `trustProxy` off, so behind a
-// proxy every client shares the proxy's budget until the app is built with `trustProxy` set to that
-// proxy's addresses (never `true` on a server reachable directly: X-Forwarded-For is client-controlled).
+// Client IP: `request.ip`, the socket's peer unless TRUST_PROXY names the proxies in front of Keel,
+// whose X-Forwarded-For is then believed (never from anyone else: that header is client-controlled).
 
 import { createRequire } from 'node:module'
 import fp from 'fastify-plugin'

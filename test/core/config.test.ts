@@ -16,7 +16,10 @@ const badStarts: Array<[string, Record<string, string>, RegExp]> = [
   ['a bad number', { RATE_LIMIT_MAX: '12abc' }, /RATE_LIMIT_MAX .*"12abc".*expected a positive integer/],
   ['a fractional port', { PORT: '1.5' }, /PORT .*"1\.5".*expected an integer/],
   ['mutual TLS without a CA', { TLS_CLIENT_AUTH: 'require' }, /TLS_CA_FILE is missing while TLS_CLIENT_AUTH=require/],
-  ['production without a token verification setting', { NODE_ENV: 'production', JWT_SECRET: '' }, /JWT_SECRET is missing in production/]
+  ['production without a token verification setting', { NODE_ENV: 'production', TLS: 'off', JWT_SECRET: '' }, /JWT_SECRET is missing in production/],
+  // Production never serves generated development material: provide the pair, or terminate TLS at a proxy.
+  ['production without TLS files', { NODE_ENV: 'production' }, /TLS_CERT_FILE is missing in production .*TLS=off/],
+  ['a TRUST_PROXY entry that is not an address', { TRUST_PROXY: '10.0.0.0/8,proxy.example' }, /TRUST_PROXY has an entry that is not an address or CIDR/]
 ]
 
 for (const [what, env, message] of badStarts) {
@@ -92,4 +95,32 @@ t.test('WebSocket limits: documented defaults, and a pong timeout not below the 
     { name: 'ConfigError', variable: 'WS_PONG_TIMEOUT_MS', message: /is not below WS_PING_INTERVAL_MS/ })
   t.throws(() => loadConfig({ WS_SLOW_CONSUMER: 'block' }, tempDir()), { name: 'ConfigError', variable: 'WS_SLOW_CONSUMER', message: /one of close, drop/ })
   t.throws(() => loadConfig({ WS_MAX_PAYLOAD_BYTES: '10' }, tempDir()), { name: 'ConfigError', variable: 'WS_MAX_PAYLOAD_BYTES' })
+})
+
+// Secrets in a bad configuration: the line names the variable and the problem, never the value.
+const secretStarts: Array<[string, Record<string, string>, string]> = [
+  ['a JWT_SECRET that is too short', { JWT_SECRET: 'short-but-secret-value-31-chars' }, 'short-but-secret-value-31-chars'],
+  ['a REDIS_URL whose form is wrong', { REDIS_URL: 'redis://user:hunter2-pass@bad host:6379' }, 'hunter2-pass'],
+  ['a JWKS_URL whose form is wrong', { JWT_SECRET: '', JWKS_URL: 'ftp://svc:jwks-pass-77@idp.example/keys' }, 'jwks-pass-77'],
+  ['an UPSTREAM_QUOTES_URL whose form is wrong', { UPSTREAM_QUOTES_URL: 'gopher://svc:quote-pass-99@up.example' }, 'quote-pass-99']
+]
+for (const [what, env, secret] of secretStarts) {
+  t.test(`configuration errors print no secrets: ${what}`, async (t) => {
+    const server = spawnServer(t, env)
+    t.equal(await server.exited, 1)
+    const variable = Object.keys(env).find((k) => env[k] !== '')!
+    t.match(server.output(), new RegExp(`^keel: invalid configuration: ${variable} `), 'names the variable')
+    t.notOk(server.output().includes(secret), `the secret is in no line: ${server.output()}`)
+  })
+}
+
+t.test('TRUST_PROXY: off by default, a hop count, or a list of addresses and CIDRs', async (t) => {
+  t.equal(loadConfig({}, tempDir()).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: 'off' }, tempDir()).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: '1' }, tempDir()).trustProxy, 1)
+  t.same(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,::1,fd00::/8,loopback' }, tempDir()).trustProxy,
+    ['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8', 'loopback'])
+  for (const bad of ['10.0.0.0/33', 'true', '1.2.3', '::1/129', '10.0.0.0/8/1']) {
+    t.throws(() => loadConfig({ TRUST_PROXY: bad }, tempDir()), { name: 'ConfigError', variable: 'TRUST_PROXY' }, bad)
+  }
 })

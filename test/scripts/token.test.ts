@@ -77,7 +77,7 @@ const badRuns: Array<[string, string[], Record<string, string>, RegExp]> = [
   ['with a zero --ttl', ['--sub', 'a', '--ttl', '0s'], {}, /--ttl "0s"/],
   ['with a --ttl over 7 days', ['--sub', 'a', '--ttl', '8d'], {}, /at most 7d/],
   ['with a scope holding a quote', ['--sub', 'a', '--scope', 'items:"write'], {}, /--scope "items:"write" is not a valid scope/],
-  ['in production without a key setting', ['--sub', 'a'], { NODE_ENV: 'production' }, /JWT_SECRET is missing in production/],
+  ['in production without a key setting', ['--sub', 'a'], { NODE_ENV: 'production', TLS: 'off' }, /JWT_SECRET is missing in production/],
   ['when the server verifies through JWKS_URL', ['--sub', 'a'], { JWKS_URL: 'https://idp.example/jwks.json' }, /verifies tokens with JWKS_URL; only its identity provider can sign them/],
   ['with a bad environment variable', ['--sub', 'a'], { JWT_SECRET: 'short' }, /JWT_SECRET .*expected a secret of at least 32 characters/]
 ]

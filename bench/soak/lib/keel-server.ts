@@ -1,11 +1,12 @@
 // Spawn the real server for a reliability run and wait for it: `node server.ts` (Node 24) on 127.0.0.1
-// with a free port, TLS on as in production (dev certificate generated in the run's scratch dir) unless
-// asked otherwise. Starts it through the tap suite's own spawnServer/waitListening so soak runs and tests
+// with a free port, TLS on as in production (a development pair generated into the run's scratch dir and
+// passed as TLS_CERT_FILE/TLS_KEY_FILE, since production never generates one) unless asked otherwise. Starts it through the tap suite's own spawnServer/waitListening so soak runs and tests
 // start the server alike. Every server started here is killed when this process exits, however it exits.
 
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnServer, waitListening } from '../../../test/helpers/app.ts'
+import { ensureDevCertificate } from '../../../core/dev-cert.ts'
 import { processCpuSeconds } from '../../lib/server-process.ts'
 import type { Cleanup } from './cleanup.ts'
 
@@ -74,7 +75,9 @@ export function processRssBytes (pid: number): number {
 export async function startKeel (options: KeelServerOptions, cleanup?: Pick<Cleanup, 'teardown'>): Promise<KeelServer> {
   if (!existsSync(options.workDir)) mkdirSync(options.workDir, { recursive: true })
   const tls = options.tls ?? true
-  const env = { ...SOAK_DEFAULTS, TLS: tls ? 'on' : 'off', ...options.env }
+  const pair = tls ? await ensureDevCertificate(join(options.workDir, 'certs')) : undefined
+  const files: Record<string, string> = pair === undefined ? {} : { TLS_CERT_FILE: pair.certFile, TLS_KEY_FILE: pair.keyFile }
+  const env = { ...SOAK_DEFAULTS, TLS: tls ? 'on' : 'off', ...files, ...options.env }
   const spawned = spawnServer({ teardown: (fn) => { cleanups.push(fn) } }, env, options.workDir)
   try {
     await waitListening(spawned, options.startTimeoutMs)
