@@ -3,7 +3,7 @@
 
 import type { ConnectionOptions } from 'node:tls'
 import WebSocket, { type ClientOptions } from 'ws'
-import { KeelClient, type KeelClientOptions, type KeelEvents } from '../../client/keel-client.ts'
+import { KeelClient, type KeelClientOptions, type KeelEventName, type KeelEvents } from '../../client/keel-client.ts'
 import type { WsTarget } from './ws.ts'
 import { testToken } from './tokens.ts'
 
@@ -42,7 +42,7 @@ export function testClient (t: Teardown, server: WsTarget, options: Partial<Keel
 }
 
 /** Resolves with the data of the client's next `event` that matches `predicate`; rejects after `timeoutMs`. */
-export async function nextEvent<E extends keyof KeelEvents & string> (
+export async function nextEvent<E extends KeelEventName> (
   client: KeelClient, event: E, predicate: (data: KeelEvents[E]) => boolean = () => true, timeoutMs = 5000
 ): Promise<KeelEvents[E]> {
   return await new Promise((resolve, reject) => {
@@ -57,7 +57,7 @@ export async function nextEvent<E extends keyof KeelEvents & string> (
 }
 
 /** Records every `event` the client emits from now on, in order. */
-export function record<E extends keyof KeelEvents & string> (client: KeelClient, event: E): Array<KeelEvents[E]> {
+export function record<E extends KeelEventName> (client: KeelClient, event: E): Array<KeelEvents[E]> {
   const seen: Array<KeelEvents[E]> = []
   client.on(event, (data) => { seen.push(data) })
   return seen
