@@ -11,14 +11,16 @@ import { loadTlsMaterial, type TlsFiles } from './core/tls.ts'
 import { lazyChildLogger } from './core/request-logger.ts'
 import { ensureDevCertificate } from './core/dev-cert.ts'
 import requestId, { requestIdFor } from './core/request-id.ts'
-import errors from './core/error-handler.ts'
+import errors, { clientErrorHandler, frameworkErrorHandler } from './core/error-handler.ts'
+import validation from './core/validation.ts'
+import requestBody from './core/request-body.ts'
 import metrics from './core/metrics.ts'
 import health from './core/health.ts'
 import tlsRotation from './core/tls-rotation.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
 import itemsStore from './resources/items/store-plugin.ts'
-import securityHeaders from './edge/security-headers.ts'
+import securityHeaders, { apiHeaders } from './edge/security-headers.ts'
 import cors from './edge/cors.ts'
 import loadShedding from './edge/load-shedding.ts'
 import compress from './edge/compress.ts'
@@ -83,6 +85,7 @@ async function resolveTlsFiles (config: Config): Promise<{ files: TlsFiles, gene
 
 export async function buildApp (config: Config, options: BuildOptions = {}): Promise<App> {
   const h = config.http
+  const securityHeaderSet = apiHeaders(config.tls.enabled)
   const common: FastifyServerOptions = {
     logger: loggerOptions(config, options.logStream),
     // Each request's logger (with its reqId) is made on its first enabled line, not for every request.
@@ -96,7 +99,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     return503OnClosing: true,
     // Off unless TRUST_PROXY names the proxies: X-Forwarded-For is client-controlled.
     trustProxy: trustProxyOption(config.trustProxy),
-    ajv: { customOptions: { allErrors: true, removeAdditional: false, coerceTypes: 'array' } }
+    // Errors raised before any hook runs (a bad URL; the HTTP parser's 400, 408, 431) still leave as
+    // problem+json with the security headers every other response gets.
+    frameworkErrors: frameworkErrorHandler(securityHeaderSet),
+    clientErrorHandler: clientErrorHandler(securityHeaderSet)
   }
 
   let app: App
@@ -140,6 +146,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Cross-cutting foundations: ids first so every later log line and error carries one.
   await typed.register(requestId)
   await typed.register(errors)
+  // One validation policy (core/validation.ts) and one body policy (core/request-body.ts) for every
+  // route: registered before any plugin that adds routes, so that their route rules reach them all.
+  await typed.register(validation)
+  await typed.register(requestBody)
   await typed.register(metrics)
   await typed.register(health)
   await typed.register(connections)

@@ -1,7 +1,5 @@
-// Typed application errors with stable codes, and their RFC 9457 problem+json shape.
-// Code in lib/ and routes throws these; core/error-handler.ts is the only place that renders them.
-
-import { STATUS_CODES } from 'node:http'
+// Typed application errors with stable codes and the HTTP status of each. Routes and plugins throw
+// these; core/error-handler.ts is the only place that renders them (as RFC 9457 problem+json).
 
 /** Stable, documented error codes. Clients may branch on `code`; never rename one. */
 export const ErrorCode = {
@@ -22,7 +20,12 @@ export const ErrorCode = {
   INTERNAL: 'INTERNAL',
   BAD_GATEWAY: 'BAD_GATEWAY',
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
-  GATEWAY_TIMEOUT: 'GATEWAY_TIMEOUT'
+  GATEWAY_TIMEOUT: 'GATEWAY_TIMEOUT',
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  URI_TOO_LONG: 'URI_TOO_LONG',
+  UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
+  REQUEST_HEADER_FIELDS_TOO_LARGE: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
+  NOT_IMPLEMENTED: 'NOT_IMPLEMENTED'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -44,7 +47,18 @@ const statusOf: Record<ErrorCode, number> = {
   INTERNAL: 500,
   BAD_GATEWAY: 502,
   SERVICE_UNAVAILABLE: 503,
-  GATEWAY_TIMEOUT: 504
+  GATEWAY_TIMEOUT: 504,
+  REQUEST_TIMEOUT: 408,
+  URI_TOO_LONG: 414,
+  UPGRADE_REQUIRED: 426,
+  REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
+  NOT_IMPLEMENTED: 501
+}
+
+// The code that names each status: the first code listed with it (BAD_REQUEST for 400, not VALIDATION).
+const codeOfStatus = new Map<number, ErrorCode>()
+for (const [code, status] of Object.entries(statusOf) as Array<[ErrorCode, number]>) {
+  if (!codeOfStatus.has(status)) codeOfStatus.set(status, code)
 }
 
 export interface FieldError { path: string, message: string }
@@ -83,32 +97,7 @@ export const preconditionFailed = (detail = 'the resource has changed since you 
 export const preconditionRequired = (detail = 'this write needs an If-Match header with the ETag you read') =>
   new AppError(ErrorCode.PRECONDITION_REQUIRED, detail)
 
-export interface Problem {
-  type: string
-  title: string
-  status: number
-  detail: string
-  instance: string
-  code: ErrorCode
-  requestId?: string
-  errors?: FieldError[]
-}
-
-/** The RFC 9457 body. `type` is a URN naming the code: stable, never dereferenced. */
-export function toProblem (code: ErrorCode, status: number, detail: string, instance: string, extra: Partial<Problem> = {}): Problem {
-  return {
-    type: `urn:keel:problem:${code.toLowerCase().replaceAll('_', '-')}`,
-    title: STATUS_CODES[status] ?? 'Error',
-    status,
-    detail,
-    instance,
-    code,
-    ...extra
-  }
-}
-
 /** Maps an HTTP status to the error code used when nothing more specific is known. */
 export function codeForStatus (status: number): ErrorCode {
-  for (const [code, s] of Object.entries(statusOf)) if (s === status) return code as ErrorCode
-  return status >= 500 ? ErrorCode.INTERNAL : ErrorCode.BAD_REQUEST
+  return codeOfStatus.get(status) ?? (status >= 500 ? ErrorCode.INTERNAL : ErrorCode.BAD_REQUEST)
 }

@@ -1,6 +1,7 @@
 // Compression on @fastify/compress: responses in br, gzip or deflate (zstd when a client prefers it and
-// the runtime has it), never under 1 KiB and never text/event-stream; compressed request bodies whose
-// inflated size is capped at the body limit (413 at the cap, inflation stops there).
+// the runtime has it), never under 1 KiB and never text/event-stream; and, on routes that take a body,
+// compressed request bodies whose inflated size is capped at the body limit (413 at the cap, inflation
+// stops there).
 // Around the plugin: `identity;q=0` is honoured (compressed at any size, or 406 when nothing we offer
 // is acceptable), and every response whose coding depended on Accept-Encoding says so in `Vary`.
 
@@ -11,6 +12,7 @@ import fastifyCompress, { type FastifyCompressOptions } from '@fastify/compress'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import { AppError, ErrorCode } from '../core/errors.ts'
 import { routeHooks, type OnSendHook } from '../core/route-config.ts'
+import { takesNoBody } from '../core/request-body.ts'
 
 export interface CompressOptions {
   /** Largest inflated request body, for routes without their own `bodyLimit` (the app's body limit). */
@@ -221,10 +223,12 @@ function skipUncompressible (pluginOnSend: OnSendHook): OnSendHook {
 export default fp(async function compress (fastify, options: CompressOptions) {
   // The onSend hooks each route had before the plugin added its own, to find and wrap the plugin's below.
   const before = new WeakMap<RouteOptions, unknown[]>()
-  // A route with its own body limit gets an inflation cap to match. Added before the plugin registers,
-  // so this hook runs before the plugin reads the route's `decompress` options.
+  // A route with its own body limit gets an inflation cap to match; a route that takes no body never
+  // inflates one. Added before the plugin registers, so this hook runs before the plugin reads the
+  // route's `decompress` options.
   fastify.addHook('onRoute', (route: RouteOptions) => {
-    if (route.bodyLimit !== undefined && route.decompress === undefined) route.decompress = requestDecompression(route.bodyLimit)
+    if (takesNoBody(route)) route.decompress = false
+    else if (route.bodyLimit !== undefined && route.decompress === undefined) route.decompress = requestDecompression(route.bodyLimit)
     before.set(route, routeHooks(route.onSend))
   })
   await fastify.register(fastifyCompress, {

@@ -9,8 +9,8 @@ import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-
 import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../core/config.ts'
-import { ErrorCode, toProblem, type Problem } from '../core/errors.ts'
-import { PROBLEM_JSON, instanceOf } from '../core/error-handler.ts'
+import { AppError, ErrorCode } from '../core/errors.ts'
+import { problemReply, type Problem } from '../core/error-handler.ts'
 
 export type LoadSheddingOptions = Config['loadShedding']
 
@@ -48,6 +48,8 @@ export default fp(async function loadShedding (fastify, options: LoadSheddingOpt
     labelNames: ['reason'] as const,
     registers: [fastify.metrics]
   })
+  const overloaded = new AppError(ErrorCode.SERVICE_UNAVAILABLE, `the server is overloaded; retry after ${SHED_RETRY_AFTER_S} s`,
+    { headers: { 'retry-after': String(SHED_RETRY_AFTER_S) } })
   let lastWarning = 0
   let shedSinceWarning = 0
 
@@ -66,9 +68,7 @@ export default fp(async function loadShedding (fastify, options: LoadSheddingOpt
       shedSinceWarning = 0
     }
     // The client learns only that it should come back; the reason is for operators (metrics, readiness).
-    reply.code(503).header('retry-after', String(SHED_RETRY_AFTER_S)).type(PROBLEM_JSON)
-    return toProblem(ErrorCode.SERVICE_UNAVAILABLE, 503, `the server is overloaded; retry after ${SHED_RETRY_AFTER_S} s`,
-      instanceOf(request), { requestId: String(request.id) })
+    return problemReply(request, reply, overloaded)
   }
 
   await fastify.register(underPressure, {

@@ -1,6 +1,7 @@
 // Rate limiting on @fastify/rate-limit: a global budget from config, per-route overrides through the
 // plugin's own `config.rateLimit` (an object replaces the global limit, `false` exempts the route),
-// keyed by the token's subject when the request is authenticated and by client IP otherwise.
+// keyed by the token's subject when the request is authenticated and by client IP otherwise. Requests
+// that match no route (404, 405) spend the global budget as well.
 // With REDIS_URL the counters live in Redis and every instance shares them; a Redis that is down or
 // slow never hangs or crashes a request: the limiter fails open (warning + metric) or, configured so,
 // closed (503). Owns the limiter's Redis client and its readiness check.
@@ -131,4 +132,7 @@ export default fp<RateLimitPluginConfig>(async function rateLimit (fastify, opti
   }
 
   await fastify.register(fastifyRateLimit, settings)
+  // Unknown paths and methods spend the client's global budget too: no route's hook counts them.
+  const limitUnmatched = fastify.rateLimit()
+  fastify.addUnmatchedRequestCheck(async (request, reply) => { await limitUnmatched.call(fastify, request, reply) })
 }, { name: 'keel-rate-limit', dependencies: ['keel-errors', 'keel-metrics', 'keel-health'] })

@@ -3,8 +3,8 @@
 // cross-site WebSocket hijacking defence — CORS does not cover WebSockets), token (401), connection
 // limit (429). Then realtime/plugin.ts takes the socket over. Events live in realtime/protocol/events/.
 
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
-import { AppError, ErrorCode, toProblem } from '../../core/errors.ts'
+import type { FastifyPluginAsync, FastifyRequest, FastifySchema } from 'fastify'
+import { AppError, ErrorCode } from '../../core/errors.ts'
 
 export interface WsRouteOptions {
   /** `CORS_ORIGINS`: cross-site pages allowed to open a socket with their users' credentials. */
@@ -31,6 +31,8 @@ export function originCheck (options: WsRouteOptions, what: string): (request: F
   }
 }
 
+const UPGRADE_TO_WEBSOCKET = { upgrade: 'websocket', connection: 'Upgrade' }
+
 const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) => {
   const checkOrigin = originCheck(options, 'WebSocket connections')
 
@@ -47,10 +49,11 @@ const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) =>
     onRequest: [checkOrigin, authenticate],
     // Not an HTTP API: kept out of the OpenAPI document.
     schema: { hide: true } as FastifySchema,
-    // A plain GET (or an HTTP/2 request, which cannot upgrade) gets 426 instead of a socket.
-    handler: async (_request: FastifyRequest, reply: FastifyReply) => {
+    // A plain GET (or an HTTP/2 request, which cannot upgrade) gets 426 instead of a socket; over
+    // HTTP/1.1 it names the protocol to upgrade to (HTTP/2 forbids the Upgrade header).
+    handler: async (request: FastifyRequest) => {
       const detail = 'GET /ws is a WebSocket endpoint: open it with an HTTP/1.1 Upgrade (an HTTP/2 client must use ALPN http/1.1)'
-      return await reply.code(426).type('application/problem+json').send(toProblem(ErrorCode.BAD_REQUEST, 426, detail, '/ws'))
+      throw new AppError(ErrorCode.UPGRADE_REQUIRED, detail, request.raw.httpVersionMajor === 1 ? { headers: UPGRADE_TO_WEBSOCKET } : {})
     },
     wsHandler: (socket, request) => {
       fastify.webSockets.accept(socket, request.user)

@@ -1,4 +1,4 @@
-// The example resource, /api/v1/items, as CONTRACT.md §3 fixes it: public reads with Cache-Control and
+// The example resource, /api/v1/items: public reads with Cache-Control and
 // ETags (304 on a match), writes with scope items:write, optimistic concurrency through If-Match (PUT
 // without it → 428, stale → 412), opaque cursor pagination. Every change is announced on
 // `fastify.domainEvents` as 'items:changed', which the real-time layer forwards to room `items`.
@@ -9,12 +9,10 @@
 // hashed from the body by the caching plugin.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { Value } from '@sinclair/typebox/value'
-import type { FastifyReply, FastifySchemaCompiler } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyReply } from 'fastify'
 import type { Item } from './store.ts'
-import { evaluatePreconditions, httpDate, strongETag } from '../../edge/conditional.ts'
+import { evaluatePreconditions, hasPreconditions, httpDate, strongETag } from '../../edge/conditional.ts'
 import { notFound, preconditionFailed, preconditionRequired } from '../../core/errors.ts'
 
 export const ITEMS_PATH = '/api/v1/items'
@@ -54,33 +52,6 @@ const noBody = (description: string) => Type.Unsafe<undefined>({ type: 'null', d
 const NotModified = noBody('Not Modified: the representation you hold (If-None-Match / If-Modified-Since) is current')
 const NoContent = noBody('Deleted')
 
-/**
- * Validation with TypeBox's compiler instead of the app-wide Ajv, which coerces types everywhere: a
- * body is checked exactly as sent (`{"name": 42}` is a 400, not the string "42"); query strings and
- * params are converted from their text, but only where the conversion is exact ("2.5" or "true" for
- * an integer stay strings and fail, where TypeBox alone would truncate them to 2 and 1).
- */
-const strictValidator: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  const check = TypeCompiler.Compile(schema)
-  return (value) => {
-    const input = httpPart === 'body' ? value : exactConversion(schema, value)
-    if (check.Check(input)) return { value: input }
-    // `params` is what the problem renderer reads for Ajv's additionalProperty errors; TypeBox names the path instead.
-    return { error: [...check.Errors(input)].map((e) => ({ keyword: 'typebox', schemaPath: '', params: {}, instancePath: e.path, message: e.message })) }
-  }
-}
-
-function exactConversion (schema: TSchema, value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return Value.Convert(schema, value)
-  // Convert may change the object in place: read the original text first.
-  const text = { ...value } as Record<string, unknown>
-  const converted = Value.Convert(schema, value) as Record<string, unknown>
-  for (const key of Object.keys(text)) {
-    if (typeof text[key] === 'string' && typeof converted[key] === 'number' && String(converted[key]) !== text[key]) converted[key] = text[key]
-  }
-  return converted
-}
-
 const etagOf = (item: Item): string => strongETag(`v${item.version}`)
 
 function toJson (item: Item): ItemJson {
@@ -99,7 +70,6 @@ function setValidators (reply: FastifyReply, item: Item): FastifyReply {
 }
 
 const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  fastify.setValidatorCompiler(strictValidator)
   // Items are JSON only: a text/plain body is a 415, not a string that fails validation.
   fastify.removeContentTypeParser('text/plain')
   const bodyLimit = Math.min(ITEM_BODY_LIMIT, fastify.initialConfig.bodyLimit ?? ITEM_BODY_LIMIT)
@@ -185,19 +155,19 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['items'],
       summary: 'Delete an item',
-      description: 'Needs scope items:write. Honours If-Match when sent (412 when the item changed since).',
+      description: 'Needs scope items:write. Honours If-Match, If-None-Match and If-Unmodified-Since when sent (412 when one does not hold).',
       params: ItemParams,
       response: { 204: NoContent }
     }
   }, async (request, reply) => {
     const { id } = request.params
-    if (request.headers['if-match'] === undefined && request.headers['if-unmodified-since'] === undefined) {
+    if (!hasPreconditions(request.headers)) {
       fastify.items.delete(id)
     } else {
       const current = fastify.items.get(id)
       if (current === undefined) throw notFound('item')
       const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
-      if (outcome.result !== 'proceed') throw preconditionFailed()
+      if (outcome.result !== 'proceed') throw preconditionFailed('the item does not meet the request\'s preconditions (If-Match, If-None-Match or If-Unmodified-Since)')
       fastify.items.delete(id, current.version)
     }
     fastify.domainEvents.emit('items:changed', { id, op: 'deleted' })

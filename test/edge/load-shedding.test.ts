@@ -25,8 +25,9 @@ t.test('over a memory limit: 503 problem+json with Retry-After; probes and metri
   await untilUnderPressure(app)
 
   for (const url of ['/api/v1/items', '/no/such/route', '/docs/json']) {
-    const res = await app.inject(url)
+    const res = await app.inject({ url, headers: { 'x-request-id': 'shed-1' } })
     t.equal(res.statusCode, 503, url)
+    t.equal(res.json().requestId, 'shed-1', `${url}: the request id`)
     t.equal(res.headers['retry-after'], String(SHED_RETRY_AFTER_S), `${url}: Retry-After`)
     t.match(res.headers['content-type'], /^application\/problem\+json/)
     t.match(res.json(), { status: 503, code: 'SERVICE_UNAVAILABLE', instance: url.split('?')[0], detail: /overloaded/ })

@@ -6,7 +6,7 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ROOT, listen } from '../helpers/app.ts'
-import { h2request, h2session } from '../helpers/http.ts'
+import { h1request, h2request, h2session } from '../helpers/http.ts'
 import { testToken, tokenFixture } from '../helpers/tokens.ts'
 import { openSocket, upgradeStatus } from '../helpers/ws.ts'
 import { redisSkipReason, startRedis } from '../helpers/redis.ts'
@@ -58,9 +58,17 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
   t.test('a plain GET /ws over HTTP/2 answers 426 (upgrade required), not a socket', async (t) => {
     const session = await h2session(server.url, { ca: server.ca })
     t.teardown(() => session.close())
-    const res = await h2request(session, '/ws', { authorization: `Bearer ${testToken()}` })
+    const res = await h2request(session, '/ws', { authorization: `Bearer ${testToken()}`, 'x-request-id': 'plain-get-1' })
     t.equal(res.status, 426)
-    t.match(JSON.parse(res.body), { status: 426, instance: '/ws' })
+    t.match(res.headers['content-type'], /^application\/problem\+json/)
+    t.match(JSON.parse(res.body), { status: 426, code: 'UPGRADE_REQUIRED', instance: '/ws', requestId: 'plain-get-1' })
+  })
+
+  t.test('a plain GET /ws over HTTP/1.1 answers 426 with Upgrade: websocket', async (t) => {
+    const res = await h1request(`${server.url}/ws`, { ca: server.ca, headers: { authorization: `Bearer ${testToken()}` } })
+    t.equal(res.status, 426)
+    t.equal(res.headers.upgrade, 'websocket')
+    t.match(JSON.parse(res.body), { status: 426, code: 'UPGRADE_REQUIRED', requestId: String })
   })
 })
 

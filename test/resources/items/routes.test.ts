@@ -154,6 +154,17 @@ t.test('DELETE → 204; honours If-Match when sent; unknown id → 404', async (
   t.equal((await app.inject({ method: 'DELETE', url: `${ITEMS}/${unconditional.id}`, headers: writer() })).statusCode, 204, 'without If-Match it just deletes')
 })
 
+t.test('DELETE with If-None-Match: * on an existing item → 412, and the item stays', async (t) => {
+  const { app } = await build(t)
+  const created = (await create(app)).json()
+  const url = `${ITEMS}/${created.id}`
+  for (const ifNoneMatch of ['*', '"v1"', 'W/"v1"', '"v0", "v1"']) {
+    assertProblem(t, await app.inject({ method: 'DELETE', url, headers: { ...writer(), 'if-none-match': ifNoneMatch } }), 412, 'PRECONDITION_FAILED')
+  }
+  t.equal((await app.inject({ url })).statusCode, 200, 'not deleted')
+  t.equal((await app.inject({ method: 'DELETE', url, headers: { ...writer(), 'if-none-match': '"v0"' } })).statusCode, 204, 'a tag that does not match lets it through')
+})
+
 t.test('an unknown id → 404 problem+json on GET, HEAD and PUT', async (t) => {
   const { app } = await build(t)
   const url = `${ITEMS}/00000000-0000-4000-8000-000000000000`
