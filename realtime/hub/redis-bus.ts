@@ -19,7 +19,7 @@ import {
 export interface RedisBusOptions {
   /** Commands and scripts. */
   redis: Redis
-  /** A second connection, in subscriber mode (see createRedisClient's `subscriber`). */
+  /** A second connection, in subscriber mode (see createRedisClient's `subscriber`); other users may share it. */
   subscriber: Redis
   /** Tells this instance's packets apart in logs (and keeps its fallback state its own). */
   instanceId: string
@@ -140,7 +140,9 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
     deliver(packet)
   }
 
-  subscriber.on('message', (_channel: string, message: string) => {
+  subscriber.on('message', (channel: string, message: string) => {
+    // The subscriber connection is shared: other users' channels are theirs to read.
+    if (!channel.startsWith(prefix)) return
     let packet: HubPacket | undefined
     try {
       packet = parseMessage(message)
@@ -269,10 +271,9 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
       if (closed || subscriber.status !== 'ready') return
       subscriber.unsubscribe(roomChannel(room)).catch((err: unknown) => onError(err, 'unsubscribing from Redis'))
     },
+    // The connections are the app's (core/redis.ts closes them with it).
     async close () {
       closed = true
-      subscriber.disconnect()
-      redis.disconnect()
     }
   }
 }
