@@ -16,7 +16,7 @@ import { AppError, ErrorCode } from '../core/errors.ts'
 import { EventRouter, WsErrorCode, loadEventDirectory } from './protocol/event-router.ts'
 import {
   RoomHub, createLocalBus, createLocalPresence, createMemoryHistory,
-  type HubBus, type PresenceStore, type RoomPolicy
+  type HistoryDropped, type HubBus, type PresenceStore, type RoomPolicy
 } from './hub/room-hub.ts'
 import { createRedisBus } from './hub/redis-bus.ts'
 import { createRedisPresence } from './hub/redis-presence.ts'
@@ -90,11 +90,16 @@ type WsMetrics = ReturnType<typeof wsMetrics>
 /**
  * The hub's shared state: across instances on the app's Redis (core/redis.ts, which reports outages
  * and readiness) when REDIS_URL is set, with failures counted per operation; else this process's own.
+ * Either way the room history stays within the same bounds, and what they cost is counted.
  */
 async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOptions, metrics: WsMetrics): Promise<{ bus: HubBus, presence: PresenceStore }> {
   const limits = options.ws
+  const historyBounds = { maxRooms: limits.historyMaxRooms, maxBytes: limits.historyMaxBytes, maxMessageBytes: limits.historyMaxMessageBytes }
+  const onHistoryDropped = historyMetrics(fastify)
   if (fastify.redis === undefined) {
-    const history = limits.historySize > 0 ? createMemoryHistory({ perRoom: limits.historySize, maxAgeMs: limits.historyMaxAgeMs }) : undefined
+    const history = limits.historySize > 0
+      ? createMemoryHistory({ perRoom: limits.historySize, maxAgeMs: limits.historyMaxAgeMs, ...historyBounds, onDropped: onHistoryDropped })
+      : undefined
     return { bus: createLocalBus({ history, dedupWindowMs: limits.publishDedupMs }), presence: createLocalPresence() }
   }
   const outage = fastify.redis.use('room hub', 'rooms reach this instance\'s members only until it is back')
@@ -109,12 +114,30 @@ async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOpt
     instanceId,
     historySize: limits.historySize,
     historyMaxAgeMs: limits.historyMaxAgeMs,
+    historyBounds,
+    onHistoryDropped,
     dedupWindowMs: limits.publishDedupMs,
     onError,
     onGapFilled: (room, packets) => fastify.log.info({ room, packets }, 'room hub: fetched what other instances published during the outage')
   })
   const presence = createRedisPresence({ redis: fastify.redis.client, instanceId, ttlMs: limits.presenceTtlMs, onError })
   return { bus, presence }
+}
+
+/** Counts what the history's bounds cost: rooms whose history was evicted, messages too big to keep. */
+function historyMetrics (fastify: FastifyInstance): HistoryDropped {
+  const registers = [fastify.metrics]
+  const evictions = new Counter({
+    name: 'room_history_evictions_total',
+    help: 'Rooms whose history was dropped to stay within ROOM_HISTORY_MAX_ROOMS and ROOM_HISTORY_MAX_BYTES (least recently written first)',
+    registers
+  })
+  const oversized = new Counter({
+    name: 'room_history_oversized_total',
+    help: 'Room messages delivered but not kept for replay: over ROOM_HISTORY_MAX_MESSAGE_BYTES',
+    registers
+  })
+  return (what, count) => { (what === 'room' ? evictions : oversized).inc(count) }
 }
 
 async function websocket (fastify: FastifyInstance, options: WebSocketPluginOptions): Promise<void> {
