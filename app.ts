@@ -16,6 +16,7 @@ import validation from './core/validation.ts'
 import requestBody from './core/request-body.ts'
 import metrics from './core/metrics.ts'
 import health from './core/health.ts'
+import redis from './core/redis.ts'
 import tlsRotation from './core/tls-rotation.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
@@ -152,6 +153,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(requestBody)
   await typed.register(metrics)
   await typed.register(health)
+  await typed.register(redis, { url: config.redisUrl })
   await typed.register(connections)
   await typed.register(domainEvents)
   await typed.register(itemsStore, { databaseFile: config.databaseFile })
@@ -165,7 +167,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(loadShedding, config.loadShedding)
   await typed.register(compress, { maxInflatedBytes: h.bodyLimit })
   await typed.register(caching)
-  await typed.register(rateLimit, { rateLimit: config.rateLimit, redisUrl: config.redisUrl })
+  await typed.register(rateLimit, { rateLimit: config.rateLimit })
 
   // API docs (/docs): documents every route registered after it. Public: registered before auth,
   // whose default (a valid token) applies only to routes registered after auth.
@@ -175,7 +177,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
   // Real-time: WebSocket hub and SSE.
-  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/realtime/protocol/events`, redisUrl: config.redisUrl })
+  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
 
   // Upstream clients.
   await typed.register(upstreams, { upstreams: config.upstreams })

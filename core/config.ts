@@ -259,11 +259,21 @@ const realtime = section({
   // SSE (GET /sse) comment heartbeat: 15 s stays under the 30–60 s idle timeouts of common proxies.
   SSE_HEARTBEAT_MS: int(100, 600_000, 15_000, 'milliseconds, 100–600000'),
   // Sequenced messages kept per room for `room:join {since}` and SSE Last-Event-ID replay: in memory
-  // (up to 1000 rooms) or a Redis Stream per room with REDIS_URL. 100 covers a reconnect after a short
-  // network loss in a busy room; at most 64 KiB each, a room's history is bounded at 6.4 MiB.
+  // or a Redis Stream per room with REDIS_URL, within the bounds below. 100 covers a reconnect after
+  // a short network loss in a busy room.
   ROOM_HISTORY_SIZE: int(0, 100_000, 100, 'messages, 0–100000 (0 = no history)'),
   // A message older than 10 minutes is not replayed: a client away longer refetches the room's state.
   ROOM_HISTORY_MAX_AGE_MS: int(1000, 7 * 24 * 3600 * 1000, 600_000, 'milliseconds, 1000–604800000'),
+  // The history's total bounds, the same in memory and in Redis: at most 1000 rooms and 32 MiB of
+  // message text in all (1000 busy rooms of 64 KiB messages must not cost gigabytes, nor one client
+  // rotating through new rooms fill Redis). Past either, the least recently written rooms lose their
+  // history first (a client resuming there learns `recovered: false` and refetches).
+  ROOM_HISTORY_MAX_ROOMS: int(1, 1_000_000, 1000, 'rooms, 1–1000000'),
+  ROOM_HISTORY_MAX_BYTES: int(1024, 16 * 1024 * 1024 * 1024, 32 * 1024 * 1024, 'bytes, 1024–17179869184'),
+  // A message over 16 KiB is delivered but not kept for replay (a resume from before it is not
+  // recovered): chat lines and state changes are far smaller, and a full room then holds at most
+  // 1.6 MiB, so the total always keeps the history of 20 busy rooms or more.
+  ROOM_HISTORY_MAX_MESSAGE_BYTES: int(64, 16 * 1024 * 1024, 16 * 1024, 'bytes, 64–16777216, at most ROOM_HISTORY_MAX_BYTES'),
   // A room:publish repeated with the same envelope id within 2 minutes (a retry after a lost ack) is
   // acknowledged again without publishing twice.
   WS_PUBLISH_DEDUP_MS: int(1000, 3600_000, 120_000, 'milliseconds, 1000–3600000'),
@@ -284,6 +294,9 @@ const realtime = section({
     closeGraceMs: e.WS_CLOSE_GRACE_MS,
     historySize: e.ROOM_HISTORY_SIZE,
     historyMaxAgeMs: e.ROOM_HISTORY_MAX_AGE_MS,
+    historyMaxRooms: e.ROOM_HISTORY_MAX_ROOMS,
+    historyMaxBytes: e.ROOM_HISTORY_MAX_BYTES,
+    historyMaxMessageBytes: e.ROOM_HISTORY_MAX_MESSAGE_BYTES,
     publishDedupMs: e.WS_PUBLISH_DEDUP_MS,
     presenceTtlMs: e.PRESENCE_TTL_MS
   },
@@ -291,6 +304,9 @@ const realtime = section({
 }), (e) => {
   if (e.WS_PONG_TIMEOUT_MS >= e.WS_PING_INTERVAL_MS) {
     throw new ConfigError('WS_PONG_TIMEOUT_MS', `(${e.WS_PONG_TIMEOUT_MS}) is not below WS_PING_INTERVAL_MS (${e.WS_PING_INTERVAL_MS})`, expectedOf('WS_PONG_TIMEOUT_MS'))
+  }
+  if (e.ROOM_HISTORY_MAX_MESSAGE_BYTES > e.ROOM_HISTORY_MAX_BYTES) {
+    throw new ConfigError('ROOM_HISTORY_MAX_MESSAGE_BYTES', `(${e.ROOM_HISTORY_MAX_MESSAGE_BYTES}) is over ROOM_HISTORY_MAX_BYTES (${e.ROOM_HISTORY_MAX_BYTES})`, expectedOf('ROOM_HISTORY_MAX_MESSAGE_BYTES'))
   }
 })
 

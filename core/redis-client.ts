@@ -1,7 +1,6 @@
-// The one way Keel opens Redis connections (rate limiter, room hub): bounded connect and command
-// times and no offline queue, so a dead Redis fails a command at once instead of queueing it
-// (FIELD-NOTES: a queued command makes requests hang). ioredis keeps reconnecting in the background.
-// Also the readiness probe and the throttled outage warning every Redis user shares.
+// How Keel's Redis connections are configured (core/redis.ts opens them): bounded connect and command
+// times and no offline queue, so a dead Redis fails a command at once instead of queueing it (a queued
+// command makes requests hang). ioredis keeps reconnecting in the background.
 
 import { Redis } from 'ioredis'
 
@@ -28,25 +27,6 @@ export function createRedisClient (url: string, options: RedisClientOptions = {}
     // subscribes everything again on `ready`, so ioredis's own (partial) resubscribe is off.
     ...(options.subscriber === true ? { autoResubscribe: false } : {})
   })
-}
-
-/** A readiness check: ok when Redis answers PING within the command timeout. */
-export async function pingCheck (redis: Redis): Promise<{ status: 'ok' | 'fail', detail?: string }> {
-  try {
-    await redis.ping()
-    return { status: 'ok' }
-  } catch {
-    return { status: 'fail', detail: `Redis unreachable (${redis.status})` }
-  }
-}
-
-/** Connects, or warns and lets ioredis keep trying: the app starts (not ready) while Redis is down. */
-export async function connectOrWarn (redis: Redis, warn: (reason: string) => void): Promise<void> {
-  try {
-    await redis.connect()
-  } catch (err) {
-    warn((err as Error).message)
-  }
 }
 
 /** Logs at most one warning per interval, counting the repeats in between. */

@@ -2,9 +2,9 @@
 // plugin's own `config.rateLimit` (an object replaces the global limit, `false` exempts the route),
 // keyed by the token's subject when the request is authenticated and by client IP otherwise. Requests
 // that match no route (404, 405) spend the global budget as well.
-// With REDIS_URL the counters live in Redis and every instance shares them; a Redis that is down or
-// slow never hangs or crashes a request: the limiter fails open (warning + metric) or, configured so,
-// closed (503). Owns the limiter's Redis client and its readiness check.
+// With REDIS_URL the counters live in Redis (the shared connection of core/redis.ts, which also
+// reports outages and readiness) and every instance shares them; a Redis that is down or slow never
+// hangs or crashes a request: the limiter fails open (warning + metric) or, configured so, closed (503).
 //
 // Client IP: `request.ip`, the socket's peer unless TRUST_PROXY names the proxies in front of Keel,
 // whose X-Forwarded-For is then believed (never from anyone else: that header is client-controlled).
@@ -18,11 +18,9 @@ import type { FastifyRequest } from 'fastify'
 import type { Config } from '../core/config.ts'
 import { AppError, ErrorCode } from '../core/errors.ts'
 import type { AuthUser } from '../auth/access-token.ts'
-import { connectOrWarn, createRedisClient, pingCheck, throttledWarning } from '../core/redis-client.ts'
 
 export interface RateLimitPluginConfig {
   rateLimit: Config['rateLimit']
-  redisUrl?: string
 }
 
 /** What @fastify/rate-limit expects of a store (its public type omits the window and max arguments). */
@@ -37,10 +35,28 @@ const RedisStore = createRequire(import.meta.url)('@fastify/rate-limit/store/Red
 const KEY_PREFIX = 'keel:rate-limit:'
 // In-memory store: counters for this many clients; the least recently seen are dropped beyond it.
 const LOCAL_CLIENTS = 10_000
-// One warning per interval while Redis is failing, with the count of what was not logged.
-const WARNING_INTERVAL_MS = 30_000
 // Fail-closed answer: long enough for a Redis restart, short enough that clients come back soon.
 const FAIL_CLOSED_RETRY_AFTER_S = 5
+
+/** The plugin's store class over `inner`, turning each store error into what `onError` returns. */
+function guardedRedisStore (inner: CounterStore, onError: (err: Error) => Error): RateLimitPluginOptions['store'] {
+  class GuardedRedisStore implements CounterStore {
+    readonly #inner: CounterStore
+    // The plugin constructs the store with its own options (ignored); child stores wrap their inner child.
+    constructor (_pluginOptions?: unknown, wrapped: CounterStore = inner) {
+      this.#inner = wrapped
+    }
+
+    incr (key: string, cb: Parameters<CounterStore['incr']>[1], timeWindow: number, limit: number): void {
+      this.#inner.incr(key, (err, result) => { if (err !== null) cb(onError(err)); else cb(null, result) }, timeWindow, limit)
+    }
+
+    child (routeOptions: unknown): CounterStore {
+      return new GuardedRedisStore(undefined, this.#inner.child(routeOptions))
+    }
+  }
+  return GuardedRedisStore as unknown as RateLimitPluginOptions['store']
+}
 
 /** Authenticated clients by subject (their budget follows them across addresses), others by IP. */
 function rateLimitKey (request: FastifyRequest): string {
@@ -73,66 +89,28 @@ export default fp<RateLimitPluginConfig>(async function rateLimit (fastify, opti
     onExceeded: (request) => { rejections.inc({ route: request.routeOptions.url ?? '(unmatched)' }) }
   }
 
-  if (options.redisUrl !== undefined) {
-    const redis = createRedisClient(options.redisUrl)
+  if (fastify.redis !== undefined) {
     const storeErrors = new Counter({
       name: 'rate_limit_store_errors_total',
       help: 'Rate-limit checks that could not reach Redis (answered per RATE_LIMIT_FAIL)',
       registers: [fastify.metrics]
     })
-    const warn = throttledWarning((fields, message) => fastify.log.warn(fields, message), WARNING_INTERVAL_MS)
-    const consequence = failOpen ? 'requests pass unlimited (RATE_LIMIT_FAIL=open)' : 'requests get 503 (RATE_LIMIT_FAIL=closed)'
-    let down = false
-    redis.on('error', (err: Error) => {
-      down = true
-      warn(err.message, `rate-limit Redis unreachable; ${consequence}`)
-    })
-    redis.on('ready', () => {
-      if (down) fastify.log.info('rate-limit Redis reachable again')
-      down = false
-    })
-
+    const outage = fastify.redis.use('rate-limit', failOpen ? 'requests pass unlimited (RATE_LIMIT_FAIL=open)' : 'requests get 503 (RATE_LIMIT_FAIL=closed)')
     /** Every failed check counts; with fail-closed it becomes the 503 the client sees. */
     const onStoreError = (err: Error): Error => {
-      down = true
       storeErrors.inc()
-      warn(err.message, `rate-limit check failed; ${consequence}`)
+      outage.failed(err, 'check')
       return failOpen
         ? err
         : new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'rate limiting is unavailable; retry shortly', { headers: { 'retry-after': String(FAIL_CLOSED_RETRY_AFTER_S) } })
     }
-    const redisStore = new RedisStore(false, false, redis, KEY_PREFIX)
-    class GuardedRedisStore implements CounterStore {
-      readonly #inner: CounterStore
-      // The plugin constructs the store with its own options (ignored); child stores wrap their inner child.
-      constructor (_pluginOptions?: unknown, inner: CounterStore = redisStore) {
-        this.#inner = inner
-      }
-
-      incr (key: string, cb: Parameters<CounterStore['incr']>[1], timeWindow: number, limit: number): void {
-        this.#inner.incr(key, (err, result) => { if (err !== null) cb(onStoreError(err)); else cb(null, result) }, timeWindow, limit)
-      }
-
-      child (routeOptions: unknown): CounterStore {
-        return new GuardedRedisStore(undefined, this.#inner.child(routeOptions))
-      }
-    }
-    settings.store = GuardedRedisStore as unknown as RateLimitPluginOptions['store']
+    settings.store = guardedRedisStore(new RedisStore(false, false, fastify.redis.client, KEY_PREFIX), onStoreError)
     // Fail open = the plugin lets the request through on a store error; fail closed = it throws our 503.
     settings.skipOnError = failOpen
-
-    fastify.health.addCheck('redis:rate-limit', async () => await pingCheck(redis))
-    fastify.addHook('onClose', async () => { redis.disconnect() })
-    // Start even when Redis is down (the limiter fails as configured and readiness reports it);
-    // ioredis keeps reconnecting in the background.
-    await connectOrWarn(redis, (reason) => {
-      down = true
-      warn(reason, `rate-limit Redis unreachable at start; ${consequence}`)
-    })
   }
 
   await fastify.register(fastifyRateLimit, settings)
   // Unknown paths and methods spend the client's global budget too: no route's hook counts them.
   const limitUnmatched = fastify.rateLimit()
   fastify.addUnmatchedRequestCheck(async (request, reply) => { await limitUnmatched.call(fastify, request, reply) })
-}, { name: 'keel-rate-limit', dependencies: ['keel-errors', 'keel-metrics', 'keel-health'] })
+}, { name: 'keel-rate-limit', dependencies: ['keel-errors', 'keel-metrics', 'keel-redis'] })

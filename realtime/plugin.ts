@@ -1,6 +1,6 @@
 // The WebSocket transport: registers @fastify/websocket (frame size limit, no compression), owns the
-// RoomHub (`fastify.roomHub`) — in process, or across instances through Redis with REDIS_URL (its
-// connections, readiness check and failure metrics live here) — and the event router, and runs every
+// RoomHub (`fastify.roomHub`) — in process, or across instances on the app's Redis with REDIS_URL
+// (its failure metrics live here) — and the event router, and runs every
 // open connection: heartbeat, message budget, token expiry, slow consumers, metrics, and shutdown with
 // 1001. realtime/transports/ws-route.ts does the handshake checks and hands each upgraded socket to `fastify.webSockets.accept`.
 
@@ -16,11 +16,10 @@ import { AppError, ErrorCode } from '../core/errors.ts'
 import { EventRouter, WsErrorCode, loadEventDirectory } from './protocol/event-router.ts'
 import {
   RoomHub, createLocalBus, createLocalPresence, createMemoryHistory,
-  type HubBus, type PresenceStore, type RoomPolicy
+  type HistoryDropped, type HubBus, type PresenceStore, type RoomPolicy
 } from './hub/room-hub.ts'
 import { createRedisBus } from './hub/redis-bus.ts'
 import { createRedisPresence } from './hub/redis-presence.ts'
-import { connectOrWarn, createRedisClient, pingCheck, throttledWarning } from '../core/redis-client.ts'
 import { CloseCode, WsConnection, type ConnectionPolicy } from './transports/ws-connection.ts'
 
 export interface WebSocketSessions {
@@ -46,8 +45,6 @@ export interface WebSocketPluginOptions {
   rooms: readonly RoomPolicy[]
   /** The directory whose files each define one event (`defineEvent`); loaded at start-up. */
   eventsDir: string
-  /** Rooms span every instance sharing this Redis; unset = this process only. */
-  redisUrl?: string
 }
 
 const kConnection = Symbol('keel.wsConnection')
@@ -55,8 +52,6 @@ type Socket = WebSocket & { [kConnection]?: WsConnection }
 
 // setTimeout's ceiling (~24.8 days); a longer-lived token is re-armed when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1
-// One warning per interval while the hub's Redis is failing, with the count of what was not logged.
-const REDIS_WARNING_INTERVAL_MS = 30_000
 
 /** The close code ws sends for a protocol error, by the error's `code`. */
 function protocolCloseCode (code: string | undefined): number {
@@ -93,58 +88,56 @@ function wsMetrics (fastify: FastifyInstance) {
 type WsMetrics = ReturnType<typeof wsMetrics>
 
 /**
- * The hub's shared state. With Redis: two connections (commands, subscriptions), a required readiness
- * check, and failures counted and logged at most once per interval. Without: this process's own.
+ * The hub's shared state: across instances on the app's Redis (core/redis.ts, which reports outages
+ * and readiness) when REDIS_URL is set, with failures counted per operation; else this process's own.
+ * Either way the room history stays within the same bounds, and what they cost is counted.
  */
 async function hubBackend (fastify: FastifyInstance, options: WebSocketPluginOptions, metrics: WsMetrics): Promise<{ bus: HubBus, presence: PresenceStore }> {
   const limits = options.ws
-  if (options.redisUrl === undefined) {
-    const history = limits.historySize > 0 ? createMemoryHistory({ perRoom: limits.historySize, maxAgeMs: limits.historyMaxAgeMs }) : undefined
+  const historyBounds = { maxRooms: limits.historyMaxRooms, maxBytes: limits.historyMaxBytes, maxMessageBytes: limits.historyMaxMessageBytes }
+  const onHistoryDropped = historyMetrics(fastify)
+  if (fastify.redis === undefined) {
+    const history = limits.historySize > 0
+      ? createMemoryHistory({ perRoom: limits.historySize, maxAgeMs: limits.historyMaxAgeMs, ...historyBounds, onDropped: onHistoryDropped })
+      : undefined
     return { bus: createLocalBus({ history, dedupWindowMs: limits.publishDedupMs }), presence: createLocalPresence() }
   }
-  const redis = createRedisClient(options.redisUrl)
-  const subscriber = createRedisClient(options.redisUrl, { subscriber: true })
-  const warn = throttledWarning((fields, message) => fastify.log.warn(fields, message), REDIS_WARNING_INTERVAL_MS)
-  const consequence = 'rooms reach this instance\'s members only until it is back'
-  let down = false
+  const outage = fastify.redis.use('room hub', 'rooms reach this instance\'s members only until it is back')
   const onError = (err: unknown, operation: string): void => {
-    down = true
     metrics.redisFailures(operation).inc()
-    warn((err as Error).message, `room hub: ${operation} failed; ${consequence}`)
+    outage.failed(err, operation)
   }
-  for (const client of [redis, subscriber]) {
-    client.on('error', (err: Error) => { down = true; warn(err.message, `room hub Redis unreachable; ${consequence}`) })
-    // A lost connection that ioredis re-opens before any error is still an outage to report the end of.
-    client.on('close', () => { down = true })
-  }
-  // Both connections must be back (commands and subscriptions) for rooms to span instances again.
-  const onReady = (): void => {
-    if (redis.status !== 'ready' || subscriber.status !== 'ready') return
-    if (down) fastify.log.info('room hub Redis reachable again: rooms span instances again')
-    down = false
-  }
-  redis.on('ready', onReady)
-  subscriber.on('ready', onReady)
   const instanceId = randomUUID()
   const bus = createRedisBus({
-    redis,
-    subscriber,
+    redis: fastify.redis.client,
+    subscriber: fastify.redis.subscriber(),
     instanceId,
     historySize: limits.historySize,
     historyMaxAgeMs: limits.historyMaxAgeMs,
+    historyBounds,
+    onHistoryDropped,
     dedupWindowMs: limits.publishDedupMs,
     onError,
     onGapFilled: (room, packets) => fastify.log.info({ room, packets }, 'room hub: fetched what other instances published during the outage')
   })
-  const presence = createRedisPresence({ redis, instanceId, ttlMs: limits.presenceTtlMs, onError })
-  fastify.health.addCheck('redis:room-hub', async () => {
-    if (subscriber.status !== 'ready') return { status: 'fail', detail: `Redis subscription ${subscriber.status}` }
-    return await pingCheck(redis)
-  })
-  // Start even when Redis is down (rooms stay local and readiness reports it); ioredis keeps trying.
-  const unreachable = (reason: string) => { down = true; warn(reason, `room hub Redis unreachable at start; ${consequence}`) }
-  await Promise.all([connectOrWarn(redis, unreachable), connectOrWarn(subscriber, unreachable)])
+  const presence = createRedisPresence({ redis: fastify.redis.client, instanceId, ttlMs: limits.presenceTtlMs, onError })
   return { bus, presence }
+}
+
+/** Counts what the history's bounds cost: rooms whose history was evicted, messages too big to keep. */
+function historyMetrics (fastify: FastifyInstance): HistoryDropped {
+  const registers = [fastify.metrics]
+  const evictions = new Counter({
+    name: 'room_history_evictions_total',
+    help: 'Rooms whose history was dropped to stay within ROOM_HISTORY_MAX_ROOMS and ROOM_HISTORY_MAX_BYTES (least recently written first)',
+    registers
+  })
+  const oversized = new Counter({
+    name: 'room_history_oversized_total',
+    help: 'Room messages delivered but not kept for replay: over ROOM_HISTORY_MAX_MESSAGE_BYTES',
+    registers
+  })
+  return (what, count) => { (what === 'room' ? evictions : oversized).inc(count) }
 }
 
 async function websocket (fastify: FastifyInstance, options: WebSocketPluginOptions): Promise<void> {

@@ -1,7 +1,8 @@
 // The room hub's bus across instances (REDIS_URL): one Lua script per sequenced message takes the
 // room's next seq (INCR), appends it to the room's history (a Redis Stream whose entry ids are the
-// seqs), remembers a client's publish id for dedup, and PUBLISHes it — atomically, so every instance
-// receives each room's messages in seq order. Every instance, this one included, delivers what its
+// seqs, kept within the history's total bounds: realtime/hub/redis-history.ts), remembers a client's
+// publish id for dedup, and PUBLISHes it — atomically, so every instance receives each room's
+// messages in seq order. A message over the per-message history limit is published but not kept. Every instance, this one included, delivers what its
 // subscription receives; a packet is delivered once per instance (a seq at or below the last one
 // delivered is dropped).
 //
@@ -12,14 +13,15 @@
 
 import type { Redis } from 'ioredis'
 import {
-  DedupWindow, LruMap, withSeq,
-  type HubBus, type HubPacket, type PacketDraft
+  DEFAULT_HISTORY_BOUNDS, DedupWindow, LruMap, fitsHistory, withSeq,
+  type HistoryBounds, type HistoryDropped, type HubBus, type HubPacket, type PacketDraft
 } from './room-hub.ts'
+import { APPEND_TO_HISTORY_LUA, historyIndexKeys } from './redis-history.ts'
 
 export interface RedisBusOptions {
   /** Commands and scripts. */
   redis: Redis
-  /** A second connection, in subscriber mode (see createRedisClient's `subscriber`). */
+  /** A second connection, in subscriber mode (see createRedisClient's `subscriber`); other users may share it. */
   subscriber: Redis
   /** Tells this instance's packets apart in logs (and keeps its fallback state its own). */
   instanceId: string
@@ -27,6 +29,10 @@ export interface RedisBusOptions {
   historySize: number
   /** A room's history older than this is not replayed; an idle room's history expires after it. */
   historyMaxAgeMs: number
+  /** The history's total bounds, shared by every instance (default DEFAULT_HISTORY_BOUNDS). */
+  historyBounds?: HistoryBounds
+  /** Rooms whose history was evicted by this instance's publishes, and messages it did not keep. */
+  onHistoryDropped?: HistoryDropped
   /** How long a client's publish id is remembered. */
   dedupWindowMs: number
   /** A Redis operation failed (`what` says which); the bus carried on locally. */
@@ -43,29 +49,28 @@ const SEQ_TTL_MS = 7 * 24 * 3600 * 1000
 // Rooms whose last seq this instance remembers (for dedup of deliveries and outage numbering).
 const KNOWN_ROOMS = 10_000
 
-// KEYS: seq, history, dedup. ARGV: channel, header prefix, text, history size, now, history ttl,
-// dedup window (0 = none), seq ttl, event.
-const PUBLISH_SCRIPT = `
+// KEYS: seq, history, dedup, history rooms, history sizes, history bytes. ARGV: channel, header
+// prefix, text, history size (0 = not kept), now, history ttl, dedup window (0 = none), seq ttl, event,
+// room, history key prefix, history max rooms, history max bytes. Returns {seq, rooms evicted}, or
+// {seq, -1} for a repeat within the dedup window.
+const PUBLISH_SCRIPT = APPEND_TO_HISTORY_LUA + `
 if ARGV[7] ~= '0' then
   local prior = redis.call('GET', KEYS[3])
-  if prior then return tonumber(prior) end
+  if prior then return {tonumber(prior), -1} end
 end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 local text = string.sub(ARGV[3], 1, -3) .. ',"seq":' .. seq .. '}}'
+local evicted = 0
 if ARGV[4] ~= '0' then
-  local id = seq .. '-1'
-  local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 't', ARGV[5], 'e', ARGV[9], 'p', text)
-  if type(added) == 'table' and added.err then
-    -- The counter restarted below the history's last id (the counter expired first): start afresh.
-    redis.call('DEL', KEYS[2])
-    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id, 't', ARGV[5], 'e', ARGV[9], 'p', text)
-  end
-  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+  evicted = appendToHistory({
+    stream = KEYS[2], rooms = KEYS[4], sizes = KEYS[5], total = KEYS[6], room = ARGV[10], streamPrefix = ARGV[11],
+    size = tonumber(ARGV[4]), now = ARGV[5], ttl = tonumber(ARGV[6]), maxRooms = tonumber(ARGV[12]), maxBytes = tonumber(ARGV[13])
+  }, seq .. '-1', ARGV[9], text)
 end
 if ARGV[7] ~= '0' then redis.call('SET', KEYS[3], seq, 'PX', ARGV[7]) end
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ']\\n' .. text)
-return seq
+return {seq, evicted}
 `
 
 // KEYS: seq, history. ARGV: since, most entries worth reading. Returns {last, entries or false}.
@@ -86,7 +91,8 @@ return current
 type StreamEntry = [id: string, fields: string[]]
 
 interface ScriptedRedis {
-  keelPublish: (seqKey: string, historyKey: string, dedupKey: string, ...args: Array<string | number>) => Promise<number>
+  keelPublish: (seqKey: string, historyKey: string, dedupKey: string, roomsKey: string, sizesKey: string, totalKey: string,
+    ...args: Array<string | number>) => Promise<[seq: number, evicted: number]>
   keelSince: (seqKey: string, historyKey: string, since: number, most: number) => Promise<[number, StreamEntry[] | null]>
   keelRaise: (seqKey: string, seq: number, ttl: number) => Promise<number>
 }
@@ -116,8 +122,11 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
   const roomChannel = (room: string) => `${prefix}room:${room}`
   const seqKey = (room: string) => `${prefix}seq:${room}`
   const historyKey = (room: string) => `${prefix}history:${room}`
+  const index = historyIndexKeys(prefix)
+  const bounds = options.historyBounds ?? DEFAULT_HISTORY_BOUNDS
+  const dropped = options.onHistoryDropped ?? (() => {})
 
-  redis.defineCommand('keelPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
+  redis.defineCommand('keelPublish', { numberOfKeys: 6, lua: PUBLISH_SCRIPT })
   redis.defineCommand('keelSince', { numberOfKeys: 2, lua: SINCE_SCRIPT })
   redis.defineCommand('keelRaise', { numberOfKeys: 1, lua: RAISE_SCRIPT })
   const scripts = redis as unknown as ScriptedRedis
@@ -140,7 +149,9 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
     deliver(packet)
   }
 
-  subscriber.on('message', (_channel: string, message: string) => {
+  subscriber.on('message', (channel: string, message: string) => {
+    // The subscriber connection is shared: other users' channels are theirs to read.
+    if (!channel.startsWith(prefix)) return
     let packet: HubPacket | undefined
     try {
       packet = parseMessage(message)
@@ -170,8 +181,14 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
       return undefined
     }
     const dedupKey = draft.dedupKey === undefined ? seqKey(draft.to) : `${prefix}dedup:${draft.dedupKey}`
-    return await scripts.keelPublish(seqKey(draft.to), historyKey(draft.to), dedupKey,
-      channel, head, draft.text, historySize, now(), historyMaxAgeMs, draft.dedupKey === undefined ? 0 : dedupWindowMs, SEQ_TTL_MS, draft.event)
+    const kept = historySize > 0 && fitsHistory(draft.text, bounds.maxMessageBytes)
+    const [seq, evicted] = await scripts.keelPublish(seqKey(draft.to), historyKey(draft.to), dedupKey, index.rooms, index.sizes, index.total,
+      channel, head, draft.text, kept ? historySize : 0, now(), historyMaxAgeMs, draft.dedupKey === undefined ? 0 : dedupWindowMs, SEQ_TTL_MS, draft.event,
+      draft.to, historyKey(''), bounds.maxRooms, bounds.maxBytes)
+    if (evicted > 0) dropped('room', evicted)
+    // A repeat (-1) published nothing; a new message over the size limit was delivered, not kept.
+    if (evicted >= 0 && historySize > 0 && !kept) dropped('message', 1)
+    return seq
   }
 
   async function publish (draft: PacketDraft): Promise<number | undefined> {
@@ -269,10 +286,9 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
       if (closed || subscriber.status !== 'ready') return
       subscriber.unsubscribe(roomChannel(room)).catch((err: unknown) => onError(err, 'unsubscribing from Redis'))
     },
+    // The connections are the app's (core/redis.ts closes them with it).
     async close () {
       closed = true
-      subscriber.disconnect()
-      redis.disconnect()
     }
   }
 }

@@ -577,15 +577,35 @@ export function createLocalPresence (): PresenceStore {
   }
 }
 
-export interface MemoryHistoryOptions {
+/** How much room history is kept: the same bounds for the in-process history and the Redis one. */
+export interface HistoryBounds {
+  /** Rooms with a history (the least recently written lose theirs first). */
+  maxRooms: number
+  /** Message text kept across all rooms, about a byte per character (least recently written rooms go first). */
+  maxBytes: number
+  /** A message whose UTF-8 text is longer is delivered but not kept: a resume from before it is not recovered. */
+  maxMessageBytes: number
+}
+
+/** What the bounds cost, for metrics: rooms whose history was evicted, or a message not kept. */
+export type HistoryDropped = (what: 'room' | 'message', count: number) => void
+
+/** 1000 busy rooms of 64 KiB messages must not cost gigabytes: 32 MiB in all, 16 KiB a message. */
+export const DEFAULT_HISTORY_BOUNDS: HistoryBounds = { maxRooms: 1000, maxBytes: 32 * 1024 * 1024, maxMessageBytes: 16 * 1024 }
+
+/** Whether a message's text may be kept: its UTF-8 length, measured only when its length cannot tell. */
+export function fitsHistory (text: string, maxMessageBytes: number): boolean {
+  if (text.length > maxMessageBytes) return false
+  // A UTF-16 code unit is at most 3 bytes of UTF-8.
+  return text.length * 3 <= maxMessageBytes || Buffer.byteLength(text) <= maxMessageBytes
+}
+
+export interface MemoryHistoryOptions extends Partial<HistoryBounds> {
   /** Sequenced packets kept per room. */
   perRoom: number
   /** Packets older than this are no longer replayed. */
   maxAgeMs: number
-  /** Rooms kept (least recently written evicted first). */
-  maxRooms?: number
-  /** Characters of message text kept across all rooms (least recently written rooms evicted first). */
-  maxChars?: number
+  onDropped?: HistoryDropped
   now?: () => number
 }
 
@@ -593,19 +613,26 @@ interface HistoryEntry { packet: HubPacket, at: number }
 
 /**
  * In-process history: the last `perRoom` sequenced packets, younger than `maxAgeMs`, of at most
- * `maxRooms` rooms and `maxChars` characters in all (default 32 Mi: 1000 busy rooms of 64 KiB messages
- * must not cost gigabytes). A sequence that restarts empties the room's history. Entries keep the
- * packet's text only (not the WebSocket frame a delivery cached on it).
+ * `maxRooms` rooms and `maxBytes` of text in all (counted in characters), each message within
+ * `maxMessageBytes` (defaults: DEFAULT_HISTORY_BOUNDS). A sequence that restarts empties the room's
+ * history. Entries keep the packet's text only (not the WebSocket frame a delivery cached on it).
  */
 export function createMemoryHistory (options: MemoryHistoryOptions): RoomHistory {
   const { perRoom, maxAgeMs } = options
-  const maxChars = options.maxChars ?? 32 * 1024 * 1024
+  const maxRooms = options.maxRooms ?? DEFAULT_HISTORY_BOUNDS.maxRooms
+  const maxBytes = options.maxBytes ?? DEFAULT_HISTORY_BOUNDS.maxBytes
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_HISTORY_BOUNDS.maxMessageBytes
   const now = options.now ?? Date.now
-  const rooms = new LruMap<string, HistoryEntry[]>(options.maxRooms ?? 1000)
+  const dropped = options.onDropped ?? (() => {})
+  const rooms = new LruMap<string, HistoryEntry[]>(maxRooms)
   let chars = 0
   const charsOf = (list: readonly HistoryEntry[]) => list.reduce((n, e) => n + e.packet.text.length, 0)
   return {
     append (room, packet) {
+      if (!fitsHistory(packet.text, maxMessageBytes)) {
+        dropped('message', 1)
+        return
+      }
       let list = rooms.get(room)
       if (list !== undefined && list.length > 0 && list[list.length - 1]!.packet.seq! >= packet.seq!) {
         chars -= charsOf(list)
@@ -615,17 +642,21 @@ export function createMemoryHistory (options: MemoryHistoryOptions): RoomHistory
       list.push({ packet: { target: 'room', to: room, event: packet.event, seq: packet.seq, text: packet.text }, at: now() })
       chars += packet.text.length
       if (list.length > perRoom) chars -= list.shift()!.packet.text.length
-      const evicted = rooms.size >= (options.maxRooms ?? 1000) && !rooms.has(room) ? rooms.keys().next().value : undefined
-      if (evicted !== undefined) chars -= charsOf(rooms.get(evicted)!)
+      const evicted = rooms.size >= maxRooms && !rooms.has(room) ? rooms.keys().next().value : undefined
+      if (evicted !== undefined) {
+        chars -= charsOf(rooms.get(evicted)!)
+        dropped('room', 1)
+      }
       rooms.set(room, list)
       // Over the budget: the least recently written rooms go first, then this room's oldest entries.
       for (const [name, entries] of rooms) {
-        if (chars <= maxChars) break
+        if (chars <= maxBytes) break
         if (name === room) continue
         chars -= charsOf(entries)
         rooms.delete(name)
+        dropped('room', 1)
       }
-      while (chars > maxChars && list.length > 1) chars -= list.shift()!.packet.text.length
+      while (chars > maxBytes && list.length > 1) chars -= list.shift()!.packet.text.length
     },
     since (room, seq) {
       const list = rooms.get(room) ?? []

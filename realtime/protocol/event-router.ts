@@ -1,7 +1,8 @@
 // The WebSocket event protocol, free of any framework: parses a client frame's envelope
 // `{event, data?, id?}`, finds the event's definition, validates `data` with its compiled TypeBox
 // schema, checks its authorization, runs its handler, and answers exactly once — `ack` or `error` —
-// when the client gave an `id`. No error here closes the connection; limits live in the transport.
+// when the client gave an `id`. No error here closes the connection; limits live in the transport,
+// except one every event shares: how deeply its data may nest (see MAX_DATA_DEPTH).
 
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -118,6 +119,10 @@ interface Envelope { event: string, data: unknown, id: string | undefined }
 const MAX_EVENT_NAME = 128
 const MAX_ID = 128
 const MAX_REPORTED_ERRORS = 10
+// JSON.parse reads any nesting, but JSON.stringify and recursive schema checks recurse per level: a
+// 10 KB frame of 5,000 nested arrays overflows the stack when a handler re-serializes it. Real event
+// data nests a handful of levels; 32 leaves room for documents and costs nothing to check.
+export const MAX_DATA_DEPTH = 32
 export const INVALID_EVENT_LABEL = '(invalid)'
 export const UNKNOWN_EVENT_LABEL = '(unknown)'
 
@@ -138,6 +143,18 @@ function readEnvelope (raw: string): Envelope | { problem: string, id?: string }
     return { problem: `event must be a non-empty string of at most ${MAX_EVENT_NAME} characters`, id }
   }
   return { event, data, id }
+}
+
+/** Whether `value` nests arrays or objects more than `levels` deep (it looks no deeper than that). */
+function nestsDeeper (value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (levels === 0) return true
+  if (Array.isArray(value)) {
+    for (const item of value) if (nestsDeeper(item, levels - 1)) return true
+    return false
+  }
+  for (const key in value) if (nestsDeeper((value as Record<string, unknown>)[key], levels - 1)) return true
+  return false
 }
 
 function errorText (code: ErrorEventCode, message: string, id: string | undefined, errors?: Array<{ path: string, message: string }>): string {
@@ -187,6 +204,11 @@ export class EventRouter {
       return
     }
     this.#options.onReceived?.(event)
+    if (nestsDeeper(data, MAX_DATA_DEPTH)) {
+      const error = { path: '/data', message: `nests deeper than ${MAX_DATA_DEPTH} levels` }
+      this.#fail(session, WsErrorCode.VALIDATION, `invalid data for "${event}": ${error.path} ${error.message}`, id, [error])
+      return
+    }
     if (!compiled.check.Check(data)) {
       const errors = []
       for (const error of compiled.check.Errors(data)) {

@@ -87,6 +87,9 @@ t.test('WebSocket limits: documented defaults, and a pong timeout not below the 
     closeGraceMs: 2000,
     historySize: 100,
     historyMaxAgeMs: 600_000,
+    historyMaxRooms: 1000,
+    historyMaxBytes: 33_554_432,
+    historyMaxMessageBytes: 16_384,
     publishDedupMs: 120_000,
     presenceTtlMs: 30_000
   })

@@ -319,7 +319,8 @@ t.test('history: replay after a seq, and a gap when it no longer reaches back', 
   history.append('s', { target: 'room', to: 's', event: 'e', seq: 1, text: '{}' })
   t.same(history.since('s', 0)!.map((p) => p.seq), [1], 'a sequence that restarts empties the room\'s history')
 
-  const small = createMemoryHistory({ perRoom: 10, maxAgeMs: 1000, maxChars: 10 })
+  const dropped: Array<[string, number]> = []
+  const small = createMemoryHistory({ perRoom: 10, maxAgeMs: 1000, maxBytes: 10, maxMessageBytes: 8, onDropped: (what, n) => { dropped.push([what, n]) } })
   const entry = (room: string, seq: number) => ({ target: 'room' as const, to: room, event: 'e', seq, text: 'xxxx' })
   small.append('a', entry('a', 1))
   small.append('a', entry('a', 2))
@@ -330,4 +331,7 @@ t.test('history: replay after a seq, and a gap when it no longer reaches back', 
   small.append('b', entry('b', 3))
   t.same(small.since('b', 1)!.map((p) => p.seq), [2, 3], 'then the room\'s own oldest entries')
   t.equal(small.since('b', 0), undefined)
+  small.append('b', { ...entry('b', 4), text: 'é'.repeat(5) })
+  t.same(small.since('b', 3), [], 'a message over maxMessageBytes in UTF-8 (10 bytes in 5 characters) is not kept')
+  t.same(dropped, [['room', 1], ['message', 1]], 'each room evicted and each message not kept is reported')
 })
