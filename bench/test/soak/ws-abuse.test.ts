@@ -2,8 +2,8 @@
 // WebSocket clients get the contract's answers while well-behaved ones keep their latency.
 
 import t from 'tap'
-import { assertSoakPasses } from '../helpers/soak.ts'
-import { run } from '../../bench/soak/runs/ws-abuse.ts'
+import { assertSoakPasses } from './assert-soak-passes.ts'
+import { run } from '../../soak/runs/ws-abuse.ts'
 
 t.test('WebSocket floods, oversized frames and invalid JSON get the contract\'s answers, and neither memory nor well-behaved clients suffer', async (t) => {
   await assertSoakPasses(t, run)
