@@ -1,4 +1,4 @@
-// Issue 8's HTTP scenarios (1–4): Keel against bare Fastify, raw node:http2 and an Express 5 stack
+// The HTTP scenarios (1–4): Keel against bare Fastify, raw node:http / node:http2 and an Express 5 stack
 // with the equivalent middleware, each serving the same bodies (bench/lib/workload.ts). Keel is
 // measured on routes where every edge policy it has applies; the probe line in each table's notes
 // shows which policies' headers the measured responses actually carried.
@@ -106,8 +106,8 @@ const http2: Scenario = {
   goals: [{ contender: 'keel', against: 'fastify', atLeast: 0.7, text: 'full edge stack over HTTP/2 + TLS 1.3 ≥ 0.7× bare Fastify http2' }],
   followUp: profileWhenShort(keelHttp2, bareFastifyHttp2),
   references: [
-    'bare Fastify http2: 0.87× raw node:http2 (issue 8); ≈ 0.97× the compatibility API, which is ~0.67× the raw stream API (FIELD-NOTES)',
-    'naive plugin stack over HTTP/2: 0.43× bare Fastify http2 (0.40× in FIELD-NOTES)'
+    'bare Fastify http2: 0.87× raw node:http2; ≈ 0.97× the compatibility API, which is ~0.67× the raw stream API',
+    'naive plugin stack over HTTP/2: 0.40–0.43× bare Fastify http2'
   ]
 }
 
@@ -134,7 +134,7 @@ function compression (encoding: 'gzip' | 'br', part: string): Scenario {
     baselines: ['express'],
     metrics: H1_METRICS,
     goals: [],
-    references: ['Fastify stack ≈ 1.5× the Express stack on 10 KB compressed responses on the synchronous path; the stream path measured 0.5× the synchronous one (FIELD-NOTES)']
+    references: ['Fastify stack ≈ 1.5× the Express stack on 10 KB compressed responses on the synchronous path; the stream path measured 0.5× the synchronous one']
   }
 }
 
@@ -159,8 +159,8 @@ const jwtScenario: Scenario = {
   metrics: H1_METRICS,
   goals: [],
   references: [
-    'Fastify stack with a JWT route ≈ 1.49× the Express stack (FIELD-NOTES)',
-    'HS256 verification: fast-jwt ~74 µs CPU per request, jsonwebtoken ~167 µs (FIELD-NOTES)'
+    'Fastify stack with a JWT route ≈ 1.49× the Express stack',
+    'HS256 verification: fast-jwt ~74 µs CPU per request, jsonwebtoken ~167 µs'
   ]
 }
 

@@ -20,7 +20,7 @@ export interface SoakOutcome {
 }
 
 export interface SoakRun {
-  /** Its number in issue 8's list of reliability runs (1–6). */
+  /** Its number among the reliability runs (1–6): the order `npm run soak` runs them in. */
   number: number
   /** CLI name: `npm run soak -- <name>`. */
   name: string
