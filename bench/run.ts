@@ -1,4 +1,4 @@
-// `npm run bench [-- names…]`: runs the scenarios of issue 8 against their peers on this machine, prints
+// `npm run bench [-- names…]`: runs the benchmark scenarios (bench/scenarios/) against their peers on this machine, prints
 // each scenario's table of medians and ratios beside its goals, and updates BENCHMARKS.md.
 // Exit code: 0 when every scenario ran (goals met or not: a benchmark reports, it does not judge),
 // 1 when one failed to run, 2 on a usage error.

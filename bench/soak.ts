@@ -1,4 +1,4 @@
-// `npm run soak [-- names…] [--quick] [--no-write] [--list]`: runs the reliability runs of issue 8 (every
+// `npm run soak [-- names…] [--quick] [--no-write] [--list]`: runs the reliability runs (every
 // file of bench/soak/runs/, in `number` order), each under a hard time bound, prints PASS/FAIL with its
 // figures and a summary, and stores the figures in BENCHMARKS.md beside the benchmarks.
 // Exit code: 0 when every run passed, 1 when one failed (or could not load), 2 on a usage error.
@@ -14,7 +14,7 @@ import type { SoakOutcome, SoakRun } from './soak/run.ts'
 
 const RUNS_DIR = resolve(import.meta.dirname, 'soak', 'runs')
 const BENCHMARKS_FILE = resolve(import.meta.dirname, '..', 'BENCHMARKS.md')
-// Issue 8: the whole soak under 10 minutes. Six runs × 90 s leaves a minute for start-up and writing;
+// The whole soak stays under 10 minutes. Six runs × 90 s leaves a minute for start-up and writing;
 // a run that needs longer is a run that hangs.
 const RUN_TIME_LIMIT_MS = 90_000
 const TOTAL_TIME_LIMIT_MS = 9.5 * 60_000

@@ -1,10 +1,12 @@
 // An HTTP contender: a server process from bench/servers/ plus the load generator that measures it.
 // Before any load, one probe request checks the route answers 2xx and records which edge policies
 // left their mark on the response, so a table never silently compares a stack with half its policies off.
+// A contender that mirrors another (the raw node:http floor) is handed that one's probed headers and
+// must then answer the same response, or it is not measured.
 
 import type { IncomingHttpHeaders } from 'node:http'
 import { ensureDevCertificate } from '../../core/dev-cert.ts'
-import { autocannonWindow, h2loadWindow, probe, type HttpLoad } from './load.ts'
+import { autocannonWindow, h2loadWindow, probe, type HttpLoad, type ProbeResponse } from './load.ts'
 import { startServer } from './server-process.ts'
 import type { Contender, RunSettings } from './scenario.ts'
 
@@ -18,6 +20,11 @@ export interface HttpContenderSpec {
   load: HttpLoad
   /** CPU-profile the server's serving phase into this file (the profiling pass). */
   profileFile?: string
+  /**
+   * Answer exactly what this contender answered: its server gets that probe's headers (ServerOptions.mirror),
+   * and its own probe must show no `responseDifferences`. Listed after that contender in its scenario.
+   */
+  mirrors?: HttpContenderSpec
 }
 
 const certificates = new Map<string, Promise<{ certFile: string, keyFile: string }>>()
@@ -57,18 +64,62 @@ export function describeResponse (headers: IncomingHttpHeaders): string {
     `policy headers seen: ${seen.join(', ') || 'none'}${absent.length > 0 ? `; absent: ${absent.join(', ')}` : ''}; body ${encoding}`
 }
 
+/** Headers whose values change from one response to the next; a mirror must send them, not the same values. */
+export const PER_REQUEST_HEADERS: ReadonlySet<string> = new Set(['x-request-id', 'date', 'ratelimit-remaining', 'ratelimit-reset'])
+
+/** How `candidate` differs from `reference`: status, header names and their order, values but the per-request ones, body. */
+export function responseDifferences (reference: ProbeResponse, candidate: ProbeResponse): string[] {
+  const differences: string[] = []
+  if (candidate.status !== reference.status) differences.push(`status ${candidate.status} instead of ${reference.status}`)
+  const names = Object.keys(reference.headers)
+  const theirs = Object.keys(candidate.headers)
+  differences.push(...names.filter((n) => !theirs.includes(n)).map((n) => `missing header ${n}`))
+  differences.push(...theirs.filter((n) => !names.includes(n)).map((n) => `extra header ${n}`))
+  if (differences.length === 0 && theirs.join() !== names.join()) differences.push(`headers in another order: ${theirs.join(', ')}`)
+  for (const name of names) {
+    const [want, got] = [reference.headers[name], candidate.headers[name]]
+    if (got === undefined || PER_REQUEST_HEADERS.has(name) || String(got) === String(want)) continue
+    differences.push(`${name}: "${String(got)}" instead of "${String(want)}"`)
+  }
+  if (!candidate.body.equals(reference.body)) differences.push('a different body')
+  return differences
+}
+
+// Each spec's latest probe, for the contenders that mirror it (started after it in the same run).
+const probes = new WeakMap<HttpContenderSpec, ProbeResponse>()
+
+function mirroredProbe (spec: HttpContenderSpec): ProbeResponse | undefined {
+  if (spec.mirrors === undefined) return undefined
+  const reference = probes.get(spec.mirrors)
+  if (reference === undefined) throw new Error(`${spec.label} mirrors ${spec.mirrors.label}, which has not answered yet: list it first`)
+  return reference
+}
+
+/** The note of a mirror whose response matched; throws when it did not. */
+function mirrorNote (spec: HttpContenderSpec, reference: ProbeResponse, response: ProbeResponse): string {
+  const differences = responseDifferences(reference, response)
+  if (differences.length > 0) throw new Error(`${spec.label} does not answer what ${spec.mirrors!.label} answers: ${differences.join('; ')}`)
+  const perRequest = Object.keys(response.headers).filter((n) => PER_REQUEST_HEADERS.has(n))
+  return `same response as ${spec.mirrors!.label}: the same ${Object.keys(response.headers).length} headers in the same order, ` +
+    `equal values but the per-request ${perRequest.join(', ')}, the same ${response.bytes} B body`
+}
+
 export function httpContender (spec: HttpContenderSpec): Contender {
   return {
     id: spec.id,
     label: spec.label,
     start: async (settings: RunSettings) => {
       const tls = spec.tls === true ? await benchCertificate(settings.workDir) : undefined
-      const server = await startServer({ script: spec.script, options: { tls, profileFile: spec.profileFile }, cpu: settings.pinning?.server })
+      const reference = mirroredProbe(spec)
+      const options = { tls, profileFile: spec.profileFile, mirror: reference?.headers }
+      const server = await startServer({ script: spec.script, options, cpu: settings.pinning?.server })
       const origin = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`
       try {
         const response = await probe(origin, spec.load.path, spec.load.headers)
         if (response.status < 200 || response.status > 299) throw new Error(`${spec.label} answered ${response.status} on GET ${spec.load.path}`)
+        probes.set(spec, response)
         const notes = [`${response.bytes} B body, ${describeResponse(response.headers)}`]
+        if (reference !== undefined) notes.push(mirrorNote(spec, reference, response))
         return {
           notes,
           cpuSeconds: server.cpuSeconds,

@@ -102,7 +102,13 @@ export async function h2loadWindow (origin: string, load: HttpLoad, seconds: num
   return { operations: figures.statuses['2xx']!, seconds: figures.seconds, metrics: { meanMs: figures.meanMs }, problems }
 }
 
-export interface ProbeResponse { status: number, headers: IncomingHttpHeaders, bytes: number }
+export interface ProbeResponse { status: number, headers: IncomingHttpHeaders, bytes: number, body: Buffer }
+
+async function readBody (stream: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk)
+  return Buffer.concat(chunks)
+}
 
 /** One request (HTTP/1.1 cleartext, or HTTP/2 over TLS for https origins); the body is read, not decoded. */
 export async function probe (origin: string, path: string, headers: Record<string, string> = {}): Promise<ProbeResponse> {
@@ -112,9 +118,8 @@ export async function probe (origin: string, path: string, headers: Record<strin
     try {
       const stream = session.request({ ':path': path, ...headers })
       const [responseHeaders] = await once(stream, 'response') as [IncomingHttpHeaders & { ':status'?: number }]
-      let bytes = 0
-      for await (const chunk of stream) bytes += (chunk as Buffer).length
-      return { status: Number(responseHeaders[':status']), headers: responseHeaders, bytes }
+      const body = await readBody(stream)
+      return { status: Number(responseHeaders[':status']), headers: responseHeaders, bytes: body.length, body }
     } finally {
       session.close()
     }
@@ -122,7 +127,6 @@ export async function probe (origin: string, path: string, headers: Record<strin
   const req = httpRequest(origin + path, { headers, agent: false })
   req.end()
   const [res] = await once(req, 'response') as [import('node:http').IncomingMessage]
-  let bytes = 0
-  for await (const chunk of res) bytes += (chunk as Buffer).length
-  return { status: res.statusCode ?? 0, headers: res.headers, bytes }
+  const body = await readBody(res)
+  return { status: res.statusCode ?? 0, headers: res.headers, bytes: body.length, body }
 }

@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { findH2load } from './load.ts'
-import { hasTaskset } from './server-process.ts'
+import { BENCH_DIR, hasTaskset } from './server-process.ts'
 
-const ROOT = resolve(import.meta.dirname, '../..')
+const ROOT = resolve(BENCH_DIR, '..')
 
 /** Packages whose versions go beside the figures (peers, Keel's edge plugins, load generators). */
 const PACKAGES = [
@@ -32,8 +32,10 @@ export interface Machine {
 }
 
 function packageVersion (name: string): string | undefined {
-  // fast-jwt sits under @fastify/jwt when npm did not hoist it.
-  for (const dir of [join(ROOT, 'node_modules', name), join(ROOT, 'node_modules/@fastify/jwt/node_modules', name)]) {
+  // The bench workspace's own packages sit in bench/node_modules when npm did not hoist them to the
+  // root; fast-jwt sits under @fastify/jwt in the same case.
+  const places = [join(BENCH_DIR, 'node_modules', name), join(ROOT, 'node_modules', name), join(ROOT, 'node_modules/@fastify/jwt/node_modules', name)]
+  for (const dir of places) {
     const file = join(dir, 'package.json')
     if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version
   }

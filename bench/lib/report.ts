@@ -57,8 +57,8 @@ export function formatSection (result: ScenarioResult, machine: Machine): string
   } else {
     if (result.failed !== undefined) out.push(`**Failed:** ${result.failed}`, '')
     if (result.rows.some((r) => Number.isFinite(r.medians[RATE]))) out.push(formatTable(result), '')
-    if (result.goals.length > 0) out.push('Goals (issue 8):', ...result.goals.map(formatGoal), '')
-    if (scenario.references.length > 0) out.push('Reference points (issue 8 and FIELD-NOTES, measured on this machine class):', ...scenario.references.map((r) => `- ${r}`), '')
+    if (result.goals.length > 0) out.push('Goals:', ...result.goals.map(formatGoal), '')
+    if (scenario.references.length > 0) out.push('Reference points (measured earlier on this machine class, for comparison):', ...scenario.references.map((r) => `- ${r}`), '')
     const observed = result.rows.filter((r) => r.notes.length > 0)
     if (observed.length > 0) out.push('What each contender answered (one probe before the load):', ...observed.map((r) => `- ${r.label}: ${r.notes.join('; ')}`), '')
     const troubled = result.rows.filter((r) => r.problems.length > 0)

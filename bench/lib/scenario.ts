@@ -61,7 +61,7 @@ export const CPU_PER_OP = 'cpuPerOpUs'
 export interface Scenario {
   /** CLI name: `npm run bench -- <name>`. */
   name: string
-  /** Its number in issue 8's list (3 has two parts: 3a, 3b). */
+  /** Its number, the order scenarios run and appear in (3 has two parts: 3a, 3b). */
   number: string
   title: string
   /** What exactly is measured: route, headers, connections, code paths. */
@@ -74,7 +74,7 @@ export interface Scenario {
   /** The columns shown, in order; `rate` first. */
   metrics: MetricSpec[]
   goals: Goal[]
-  /** Reference figures from the issue, printed beside the measured ratios. */
+  /** Reference figures measured earlier, printed beside the measured ratios. */
   references: string[]
   /** Runs after the measurement, e.g. a profiling pass when a goal is missed; returns lines for the notes. */
   followUp?: (result: ScenarioResult, settings: RunSettings) => Promise<string[]>

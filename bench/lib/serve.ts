@@ -6,6 +6,7 @@
 
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
 /** The line a server prints once it listens; the harness reads the port from it. */
@@ -16,6 +17,8 @@ export interface ServerOptions {
   tls?: { certFile: string, keyFile: string }
   /** Write a CPU profile (.cpuprofile JSON) of the serving phase here. */
   profileFile?: string
+  /** The floor server (node-http-floor.ts) repeats this response's headers: another server's, as probed. */
+  mirror?: IncomingHttpHeaders
 }
 
 // 500 µs: twice --cpu-prof's default resolution, still a small overhead at tens of thousands of requests/s.

@@ -1,5 +1,5 @@
 // The arithmetic of a benchmark run: the interleaved measuring order, medians, ratios and goal checks.
-// Pure functions (test/bench/harness.test.ts covers them); no I/O, no clock.
+// Pure functions (bench/test/harness.test.ts covers them); no I/O, no clock.
 
 /** One measuring window: which contender runs in which round. */
 export interface Slot { round: number, id: string }

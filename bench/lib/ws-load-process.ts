@@ -67,7 +67,7 @@ function bearerSocket (clientUrl: string): WebSocket {
 }
 
 /**
- * Keel's protocol (contract §4) through KeelClient. Rooms are joined with `request('room:join')`, not
+ * Keel's envelope protocol (realtime/protocol/) through KeelClient. Rooms are joined with `request('room:join')`, not
  * `join()`: the client then keeps no seq state for them, so every room:message the server delivers
  * reaches `onRoomMessage` once — a duplicate is counted, not dropped — and nothing is re-joined.
  */

@@ -1,4 +1,4 @@
-// Issue 8's HTTP scenarios (1–4): Keel against bare Fastify, raw node:http2 and an Express 5 stack
+// The HTTP scenarios (1–4): Keel against bare Fastify, raw node:http / node:http2 and an Express 5 stack
 // with the equivalent middleware, each serving the same bodies (bench/lib/workload.ts). Keel is
 // measured on routes where every edge policy it has applies; the probe line in each table's notes
 // shows which policies' headers the measured responses actually carried.
@@ -36,6 +36,7 @@ const h2 = (path: string): HttpLoad => ({ path, headers: BROWSER, ...H2_LOAD })
 
 const keelEdge: HttpContenderSpec = { id: 'keel', label: 'Keel (full edge stack)', script: 'keel.ts', load: h1(SMALL_PATH) }
 const bareFastify: HttpContenderSpec = { id: 'fastify', label: 'bare Fastify', script: 'fastify.ts', load: h1(SMALL_PATH) }
+const nodeHttpFloor: HttpContenderSpec = { id: 'node-http', label: 'raw node:http, Keel\'s response (floor)', script: 'node-http-floor.ts', mirrors: keelEdge, load: h1(SMALL_PATH) }
 
 /** The profiling pass when `subject` misses its goal against `baseline` (or `--profile` asked for it). */
 function profileWhenShort (subject: HttpContenderSpec, baseline: HttpContenderSpec): Scenario['followUp'] {
@@ -59,16 +60,21 @@ const edge: Scenario = {
     '1,000,000/s so it counts every request and never answers 429).',
     `Requests carry \`Origin: ${BENCH_ORIGIN}\` (allowed by every CORS policy) and \`Accept-Encoding: ${BROWSER['accept-encoding']}\` (the body is under the 1 KiB threshold: negotiated, not compressed).`,
     '"Keel items" is the real route `GET /api/v1/items?limit=1` (same policies plus validation and a SQLite read): what a product route costs on top.',
+    'Raw node:http (floor): a plain `node:http` server writing the response Keel writes — the headers of Keel\'s probe in the same ' +
+    'order and the same body, with a fresh `x-request-id`, the ETag hashed from the serialized body, the length and the rate-limit ' +
+    'count computed per request, and nothing else (the harness refuses to measure it unless its response is Keel\'s): the limit Keel ' +
+    'could reach on this machine.',
     'Express 5 stack: helmet, cors, express-rate-limit, compression, built-in weak ETag, Cache-Control. Bare Fastify: the route alone.',
     `autocannon, ${H1_CONNECTIONS} connections, no pipelining.`
   ],
   contenders: [
     httpContender(keelEdge),
     httpContender({ id: 'keel-items', label: 'Keel items (SQLite page)', script: 'keel.ts', load: h1('/api/v1/items?limit=1') }),
+    httpContender(nodeHttpFloor),
     httpContender(bareFastify),
     httpContender({ id: 'express', label: 'Express 5 stack', script: 'express.ts', load: h1(SMALL_PATH) })
   ],
-  baselines: ['fastify', 'express'],
+  baselines: ['node-http', 'fastify', 'express'],
   metrics: H1_METRICS,
   goals: [
     { contender: 'keel', against: 'fastify', atLeast: 0.75, text: 'full edge stack ≥ 0.75× bare Fastify (≈ 2× the naive composition)' },
@@ -77,7 +83,7 @@ const edge: Scenario = {
   references: [
     'official plugins registered naively with defaults (helmet, cors, rate-limit, etag, compress): 0.39× bare Fastify, helmet the largest single cost (+46 % when removed; rate-limit +21 %, compress +17 %, etag +10 %, cors +7 %)',
     'Express 5 with the equivalent middleware: 0.31× bare Fastify',
-    'bare Fastify ≈ 1.0× raw node:http'
+    'bare Fastify ≈ 1.0× a raw node:http server writing its own (shorter) response'
   ],
   followUp: profileWhenShort(keelEdge, bareFastify)
 }
@@ -106,8 +112,8 @@ const http2: Scenario = {
   goals: [{ contender: 'keel', against: 'fastify', atLeast: 0.7, text: 'full edge stack over HTTP/2 + TLS 1.3 ≥ 0.7× bare Fastify http2' }],
   followUp: profileWhenShort(keelHttp2, bareFastifyHttp2),
   references: [
-    'bare Fastify http2: 0.87× raw node:http2 (issue 8); ≈ 0.97× the compatibility API, which is ~0.67× the raw stream API (FIELD-NOTES)',
-    'naive plugin stack over HTTP/2: 0.43× bare Fastify http2 (0.40× in FIELD-NOTES)'
+    'bare Fastify http2: 0.87× raw node:http2; ≈ 0.97× the compatibility API, which is ~0.67× the raw stream API',
+    'naive plugin stack over HTTP/2: 0.40–0.43× bare Fastify http2'
   ]
 }
 
@@ -134,7 +140,7 @@ function compression (encoding: 'gzip' | 'br', part: string): Scenario {
     baselines: ['express'],
     metrics: H1_METRICS,
     goals: [],
-    references: ['Fastify stack ≈ 1.5× the Express stack on 10 KB compressed responses on the synchronous path; the stream path measured 0.5× the synchronous one (FIELD-NOTES)']
+    references: ['Fastify stack ≈ 1.5× the Express stack on 10 KB compressed responses on the synchronous path; the stream path measured 0.5× the synchronous one']
   }
 }
 
@@ -159,8 +165,8 @@ const jwtScenario: Scenario = {
   metrics: H1_METRICS,
   goals: [],
   references: [
-    'Fastify stack with a JWT route ≈ 1.49× the Express stack (FIELD-NOTES)',
-    'HS256 verification: fast-jwt ~74 µs CPU per request, jsonwebtoken ~167 µs (FIELD-NOTES)'
+    'Fastify stack with a JWT route ≈ 1.49× the Express stack',
+    'HS256 verification: fast-jwt ~74 µs CPU per request, jsonwebtoken ~167 µs'
   ]
 }
 

@@ -1,6 +1,6 @@
-// The registry `npm run bench` runs, in issue 8's order. A new scenario is a `Scenario` object
+// The registry `npm run bench` runs, in the order of the scenarios' numbers. A new scenario is a `Scenario` object
 // (bench/lib/scenario.ts) added here.
-// Scenario 7 belongs to the resilient-client issue: bench/outbound.ts, when present, either exports
+// Scenario 7 measures the resilient outbound client: bench/outbound.ts, when present, either exports
 // `scenario` (run like the others) or is a script whose printed output is included as is.
 
 import { spawn } from 'node:child_process'
@@ -25,7 +25,7 @@ const outboundBase = {
   baselines: [],
   metrics: [],
   goals: [],
-  references: ['goals: resilient client ≥ 0.9× raw undici Pool requests/s; breaker-open rejection p99 < 1 ms (issue 8)']
+  references: ['goals: resilient client ≥ 0.9× raw undici Pool requests/s; breaker-open rejection p99 < 1 ms']
 } satisfies Omit<Scenario, 'describe'>
 
 /** Runs bench/outbound.ts as a script with the run's window settings; its output becomes the section's notes. */
@@ -48,14 +48,14 @@ async function runOutboundScript (settings: RunSettings): Promise<string[]> {
 
 async function outboundScenario (): Promise<Scenario> {
   if (!existsSync(OUTBOUND_FILE)) {
-    return { ...outboundBase, describe: [], skip: () => 'bench/outbound.ts is not there yet (issue 5, the resilient client, adds it)' }
+    return { ...outboundBase, describe: [], skip: () => 'bench/outbound.ts is missing' }
   }
   if (/export\s+const\s+scenario\b/.test(readFileSync(OUTBOUND_FILE, 'utf8'))) {
     return (await import(OUTBOUND_FILE) as { scenario: Scenario }).scenario
   }
   return {
     ...outboundBase,
-    describe: ['Measured by bench/outbound.ts (issue 5), run as a script with `--seconds` and `--rounds` from this run (its own warm-up and placement: not pinned).'],
+    describe: ['Measured by bench/outbound.ts, run as a script with `--seconds` and `--rounds` from this run (its own warm-up and placement: not pinned).'],
     followUp: async (_result, settings) => runOutboundScript(settings)
   }
 }

@@ -1,4 +1,4 @@
-// Issue 8's WebSocket scenarios: 5, echo round trips and room fan-out to 1,000 subscribers, and 6,
+// The WebSocket scenarios: 5, echo round trips and room fan-out to 1,000 subscribers, and 6,
 // memory per idle authenticated connection — Keel's /ws against a naive raw `ws` server and Socket.IO 4
 // (bench/servers/ws-raw.ts, socketio.ts). All over cleartext ws:// (Keel with TLS=off), the load from a
 // separate process (bench/lib/ws-load-process.ts) on the load CPU.
@@ -33,7 +33,7 @@ const fanout: Scenario = {
   title: `WebSocket echo round trips and room fan-out to ${ROOM_LOAD.subscribers.toLocaleString('en-US')} subscribers — cleartext ws://`,
   describe: [
     'Every server speaks the same room protocol over cleartext ws:// on 127.0.0.1 (Keel built with TLS=off, as it runs behind a TLS-terminating proxy). ' +
-    'Keel: `/ws` as production builds it (contract §4: `room:join`, `room:publish` → the other members get `room:message`, `ping` with an `id` → `ack`), ' +
+    'Keel: `/ws` as production builds it (its envelope protocol: `room:join`, `room:publish` → the other members get `room:message`, `ping` with an `id` → `ack`), ' +
     'message budget and per-user socket cap raised out of reach (still counted on every message), room `' + BENCH_ROOM + '` under its open-room policy. ' +
     'Raw ws: the same envelopes, served the naive way — the room message serialized once, then `ws.send(text)` per member. ' +
     'Socket.IO 4: `socket.to(room).emit(…)` (encoded and framed once by its adapter), WebSocket transport only, acks as callbacks. ' +
@@ -52,7 +52,7 @@ const fanout: Scenario = {
   baselines: ['ws-raw', 'socketio'],
   metrics: ROOM_METRICS,
   goals: [{ contender: 'keel', metric: CPU_PER_OP, atMost: FANOUT_CPU_GOAL_US, text: `fan-out server CPU per delivery ≤ ${FANOUT_CPU_GOAL_US} µs` }],
-  references: ['fan-out to 1,000 subscribers, server CPU per delivered message: naive `ws` send loop ~9.5 µs, Socket.IO ~8.0 µs (issue 8, FIELD-NOTES)'],
+  references: ['fan-out to 1,000 subscribers, server CPU per delivered message: naive `ws` send loop ~9.5 µs, Socket.IO ~8.0 µs'],
   followUp: async (result, settings) => {
     // The harness's ratio goals compare throughput; this one is on CPU per delivery, so it is checked here.
     const cpu = (id: string): number => result.rows.find((r) => r.id === id)?.medians[CPU_PER_OP] ?? Number.NaN
@@ -96,7 +96,7 @@ const memory: Scenario = {
     { key: CPU_PER_OP, label: 'server CPU µs/handshake', digits: 0 }
   ],
   goals: [{ contender: 'keel', metric: kibKey(10_000), atMost: MEMORY_GOAL_KIB, text: `≤ ${MEMORY_GOAL_KIB} KiB server RSS per idle authenticated connection at 10,000 connections` }],
-  references: ['idle connection RSS: raw ws 7.8 KiB, @fastify/websocket 11 KiB, Socket.IO 29.6 KiB (issue 8, FIELD-NOTES)']
+  references: ['idle connection RSS: raw ws 7.8 KiB, @fastify/websocket 11 KiB, Socket.IO 29.6 KiB']
 }
 
 export const wsScenarios: Scenario[] = [fanout, memory]

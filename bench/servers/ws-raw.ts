@@ -1,5 +1,5 @@
 // The raw `ws` peer of the WebSocket scenarios: node:http + a `ws` server speaking the part of Keel's
-// protocol (contract §4) the load uses — connection:ready, room:join, room:publish → room:message to the
+// envelope protocol (realtime/protocol/) the load uses — connection:ready, room:join, room:publish → room:message to the
 // other members, ping → ack — written the naive way: each room message is serialized once, then
 // `ws.send(text)` per member, so ws frames it again for every recipient. The token is verified on the
 // upgrade (jsonwebtoken, HS256), as any authenticated server must; a bad one gets 401 and no socket.

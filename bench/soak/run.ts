@@ -1,6 +1,6 @@
 // What one reliability run of `npm run soak` is: a bounded punishment of a real server process on
 // loopback that ends in pass/fail and a few figures. bench/soak.ts runs every file of bench/soak/runs/
-// in `number` order; the tap suite runs the same code with `quick: true` (small counts) under test/soak/.
+// in `number` order; the tap suite runs the same code with `quick: true` (small counts) under bench/test/soak/.
 
 export interface SoakContext {
   /** Small counts and short windows: the tap subset that keeps regressions out of CI. */
@@ -20,7 +20,7 @@ export interface SoakOutcome {
 }
 
 export interface SoakRun {
-  /** Its number in issue 8's list of reliability runs (1–6). */
+  /** Its number among the reliability runs (1–6): the order `npm run soak` runs them in. */
   number: number
   /** CLI name: `npm run soak -- <name>`. */
   name: string

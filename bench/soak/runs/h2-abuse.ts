@@ -18,7 +18,7 @@ const RESETS_PER_CONNECTION = 2000
 const FULL = { resets: 20_000, resetMs: 20_000, floodConnections: 20, floodFrames: 50_000, floodMs: 15_000, probe: 300 }
 const QUICK = { resets: 4000, resetMs: 5000, floodConnections: 3, floodFrames: 20_000, floodMs: 4000, probe: 100 }
 // Answers the well-behaved client must get while the abuse lasts (it is answered during it, not only
-// after). How long it waited is a figure, not a verdict: the issue asks that it keeps being answered.
+// after). How long it waited is a figure, not a verdict: what counts is that it keeps being answered.
 const MIN_SERVED = 3
 
 export const run: SoakRun = {

@@ -3,7 +3,7 @@
 // well-behaved clients chat in a room (in a worker thread, on their own event loop). Passes when the
 // server stays up with its RSS within a stated bound, the well-behaved clients' delivery p99 (p90 in
 // the quick run) in the abuse windows stays within 2× its value in the quiet windows between them (or
-// a floor), and every abuser got what contract §4 promises: RATE_LIMITED errors then a 4003 close for
+// a floor), and every abuser got what Keel's WebSocket protocol promises: RATE_LIMITED errors then a 4003 close for
 // floods, 1009 for oversized frames, INVALID_MESSAGE for invalid JSON (which does not close).
 
 import { performance } from 'node:perf_hooks'
@@ -46,7 +46,7 @@ const FLOOD_MESSAGES = 120
 const INVALID_FRAMES = 3
 // Abusers upgrading at once: enough to keep the server busy, few enough for its accept backlog.
 const OPEN_CONCURRENCY = 32
-// An abuser not closed this long after its abuse began was not handled as the contract says.
+// An abuser not closed this long after its abuse began was not handled as the protocol says.
 const ABUSER_TIMEOUT_MS = 10_000
 const CALM_ROOM = 'calm'
 const CALM_MEMBERS = 4
@@ -83,7 +83,7 @@ interface Abuser {
   closed: Promise<void>
 }
 
-/** What the contract promises this abuser; undefined when it got it. */
+/** What the protocol promises this abuser; undefined when it got it. */
 function broken (a: Abuser): string | undefined {
   if (a.closeCode === undefined) return `${a.kind}: not closed`
   if (a.kind === 'oversized') return a.closeCode === 1009 ? undefined : `oversized: closed ${a.closeCode}, not 1009`
@@ -256,7 +256,7 @@ async function wsAbuse (ctx: SoakContext): Promise<SoakOutcome> {
       if (w.lost > 0 || w.refused > 0) failures.push(`well-behaved clients (${name}): ${w.lost} deliveries lost, ${w.refused} publishes refused`)
     }
     if (during.closed.length > 0) failures.push(`well-behaved clients were disconnected: ${during.closed.join(', ')}`)
-    if (broke.length > 0) failures.push(`${broke.length} abusers did not get what the contract promises, e.g. ${[...new Set(broke)].slice(0, 3).join('; ')}`)
+    if (broke.length > 0) failures.push(`${broke.length} abusers did not get what the protocol promises, e.g. ${[...new Set(broke)].slice(0, 3).join('; ')}`)
 
     const deliveries = (w: { latency: LatencySummary }): string => `p50 ${formatMs(w.latency.p50)}, p99 ${formatMs(w.latency.p99)}, max ${formatMs(w.latency.max)} (${w.latency.count} deliveries)`
     return {

@@ -7,9 +7,9 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import t, { type Test } from 'tap'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { startServer } from '../../bench/lib/server-process.ts'
-import { startWsLoad, type Protocol } from '../../bench/lib/ws-load.ts'
-import { WS_PATH, memoryPath, type MemoryReport } from '../../bench/lib/ws-workload.ts'
+import { startServer } from '../lib/server-process.ts'
+import { startWsLoad, type Protocol } from '../lib/ws-load.ts'
+import { WS_PATH, memoryPath, type MemoryReport } from '../lib/ws-workload.ts'
 
 const SUBSCRIBERS = 5
 const ECHOERS = 2

@@ -2,8 +2,8 @@
 // after the benchmarks', replace only their own earlier versions, and leave the benchmark head alone.
 
 import t from 'tap'
-import type { Machine } from '../../bench/lib/machine.ts'
-import { formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, sectionName, type RunRecord } from '../../bench/soak/lib/soak-report.ts'
+import type { Machine } from '../../lib/machine.ts'
+import { formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, sectionName, type RunRecord } from '../../soak/lib/soak-report.ts'
 
 // Only what the soak prints of a machine; the pinning note must not survive (the soak does not pin).
 const machine = { cpuModel: 'Test CPU', cores: 2, memoryGiB: 24, os: 'Linux test', node: 'v24.0.0', loadAverage: 0.1, pinningNote: 'servers pinned to CPU 0', versions: { fastify: '5.0.0' }, h2load: 'h2load test' } satisfies Machine

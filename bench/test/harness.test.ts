@@ -3,12 +3,12 @@
 // no timing here: benchmarks print figures, tests check behaviour.
 
 import t from 'tap'
-import { checkGoal, interleave, median, ratio } from '../../bench/lib/stats.ts'
-import { RATE, CPU_PER_OP, runScenario, type Contender, type RunSettings, type Scenario, type ScenarioResult } from '../../bench/lib/scenario.ts'
-import { formatGoal, formatNumber, formatRatio, formatSection, formatTable, mergeDocument, readSections, documentHead } from '../../bench/lib/report.ts'
-import { BenchUsageError, DEFAULTS, parseOptions } from '../../bench/lib/options.ts'
-import { ownerOf, summarizeProfile, type CpuProfile } from '../../bench/lib/profile.ts'
-import type { Machine } from '../../bench/lib/machine.ts'
+import { checkGoal, interleave, median, ratio } from '../lib/stats.ts'
+import { RATE, CPU_PER_OP, runScenario, type Contender, type RunSettings, type Scenario, type ScenarioResult } from '../lib/scenario.ts'
+import { formatGoal, formatNumber, formatRatio, formatSection, formatTable, mergeDocument, readSections, documentHead } from '../lib/report.ts'
+import { BenchUsageError, DEFAULTS, parseOptions } from '../lib/options.ts'
+import { ownerOf, summarizeProfile, type CpuProfile } from '../lib/profile.ts'
+import type { Machine } from '../lib/machine.ts'
 
 const settings: RunSettings = { seconds: 1, rounds: 3, warmupSeconds: 1, profile: false, workDir: '/tmp' }
 const machine: Machine = {
