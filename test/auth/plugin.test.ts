@@ -262,3 +262,22 @@ t.test('tokens never appear in logs: Authorization headers, ?access_token= on /w
   }
   t.notOk(text.includes(TEST_JWT_SECRET), 'nor the secret')
 })
+
+t.test('a query token is redacted from every log line by its decoded name (access%5Ftoken=, %61ccess_token=), on HTTP, SSE and WebSocket upgrades', async (t) => {
+  const { app, logs } = await appWithRoutes(t, { LOG_LEVEL: 'trace' })
+  const valid = testToken()
+  const expired = testToken({ exp: nowSec() - 3600 })
+  const accepted = await app.inject({ url: `/test/stream?access%5Ftoken=${valid}` })
+  t.equal(accepted.statusCode, 200, 'the query parser decodes the name: the token is accepted')
+  await app.inject({ url: `/sse?room=a&%61ccess_token=${expired}` })
+  // An upgrade to a route that is not a WebSocket route: the upgrade plugin logs the path it closed.
+  const socket = await app.injectWS(`/health/live?access%5Ftoken=${valid}`)
+  socket.terminate()
+  await logs.waitFor(/closed incoming websocket connection/)
+  const text = logs.text()
+  t.match(text, /access%5Ftoken=\[REDACTED\]/)
+  t.match(text, /%61ccess_token=\[REDACTED\]/)
+  for (const token of [valid, expired]) {
+    for (const part of token.split('.')) t.notOk(text.includes(part), `no token part in the logs (${part.slice(0, 8)}…)`)
+  }
+})
