@@ -9,6 +9,7 @@ import type { DestinationStream } from 'pino'
 import type { Config } from './core/config.ts'
 import { loadTlsMaterial, type TlsFiles } from './core/tls.ts'
 import { lazyChildLogger } from './core/request-logger.ts'
+import { redactCredentials, redactQueryTokens } from './core/log-redaction.ts'
 import { ensureDevCertificate } from './core/dev-cert.ts'
 import requestId, { requestIdFor } from './core/request-id.ts'
 import errors, { clientErrorHandler, frameworkErrorHandler } from './core/error-handler.ts'
@@ -47,9 +48,9 @@ export interface BuildOptions {
   logStream?: DestinationStream
 }
 
-/** Strips `access_token` from a logged URL: browsers must send WebSocket/SSE tokens in the query. */
+/** Strips query tokens (`access_token`, however its name is encoded) from a logged URL: browsers must send WebSocket/SSE tokens in the query. */
 function redactUrl (url: string): string {
-  return url.includes('access_token=') ? url.replace(/([?&]access_token=)[^&]*/g, '$1[REDACTED]') : url
+  return redactQueryTokens(url)
 }
 
 function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
@@ -63,8 +64,13 @@ function loggerOptions (config: Config, stream?: DestinationStream): FastifyServ
     serializers: {
       req (req: { method: string, url: string, ip?: string, socket?: { remoteAddress?: string } }) {
         return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip ?? req.socket?.remoteAddress }
-      }
-    }
+      },
+      // Logged as such by plugins (@fastify/websocket logs the `path` of an upgrade it refused).
+      url: redactUrl,
+      path: redactUrl
+    },
+    // Whatever a line holds (an error's message, a driver's reason), a URL in it loses its credentials.
+    hooks: { streamWrite: redactCredentials }
   }
 }
 

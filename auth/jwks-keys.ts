@@ -6,6 +6,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto'
 import buildGetJwks, { type JWK } from 'get-jwks'
 import { Agent } from 'undici'
 import { TokenError } from 'fast-jwt'
+import { ConfigError } from '../core/config.ts'
 import { algorithmForKey, type PublicKeyAlgorithm } from './access-token.ts'
 
 export interface JwksOptions {
@@ -40,11 +41,16 @@ interface PinnedKey { pem: string, alg: PublicKeyAlgorithm }
 
 const rejectKey = (message: string) => new TokenError(TokenError.codes.keyFetchingError, message)
 
-/** Splits the URL for get-jwks, which fetches `domain + jwksPath`. */
+const EXPECTED_URL = 'an http(s) URL of a JWKS document, without credentials'
+
+/** Splits the URL for get-jwks, which fetches `domain + jwksPath`. Errors name the variable, never the value. */
 function splitUrl (url: string): { domain: string, jwksPath: string } {
-  const u = new URL(url)
+  const u = URL.parse(url)
+  if (u === null) throw new ConfigError('JWKS_URL', 'is not a valid URL', EXPECTED_URL)
+  // fetch refuses a URL with credentials, and get-jwks has no other way to send them.
+  if (u.username !== '' || u.password !== '') throw new ConfigError('JWKS_URL', 'carries credentials (user:password@), which cannot be sent', EXPECTED_URL)
   const jwksPath = `${u.pathname}${u.search}`.replace(/^\/+/, '')
-  if (jwksPath === '') throw new Error('JWKS_URL must name the JWKS document (a path), not only the host')
+  if (jwksPath === '') throw new ConfigError('JWKS_URL', 'names only a host', EXPECTED_URL)
   return { domain: `${u.origin}/`, jwksPath }
 }
 

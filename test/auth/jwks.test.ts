@@ -139,5 +139,16 @@ t.test('lib/jwks-keys: the algorithm is pinned per key, and keys Keel cannot pin
     await t.rejects(keys.keyFor({ kid, alg: 'RS256' }), { message: /unsupported type/ }, kid)
   }
   await t.rejects(keys.keyFor({ alg: 'RS256' }), { message: /names no kid/ })
-  t.throws(() => createJwksKeys({ url: 'https://idp.example' }), /must name the JWKS document/)
+})
+
+t.test('a JWKS_URL without a path, not parseable, or carrying credentials stops the start naming the variable, never the value', async (t) => {
+  const urls: Array<[string, RegExp]> = [
+    ['https://idp.example', /JWKS_URL names only a host/],
+    ['https://idp.example:99999/jwks.json', /JWKS_URL is not a valid URL/],
+    ['https://keel:SECRETPW@idp.example/jwks.json', /JWKS_URL carries credentials/]
+  ]
+  for (const [url, message] of urls) {
+    const err = t.throws(() => createJwksKeys({ url }), message) as Error
+    t.notMatch(err.message, /SECRETPW|idp\.example/, 'the value is not in the message')
+  }
 })

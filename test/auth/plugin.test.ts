@@ -210,22 +210,69 @@ t.test('without a verification setting, development generates a secret once (060
   t.equal(readFileSync(file, 'utf8').trim(), secret, 'not regenerated')
 })
 
-t.test('repeated invalid tokens from one client IP → 429 with Retry-After; others unaffected', async (t) => {
+t.test('a client over its invalid-token budget still gets in with a valid token; only its further invalid tokens get 429', async (t) => {
   const { app } = await appWithRoutes(t, { AUTH_FAILURE_LIMIT: '5', LOG_LEVEL: 'warn' })
-  const attacker = { remoteAddress: '127.0.0.7' }
+  const nat = { remoteAddress: '127.0.0.7' }
   for (let i = 0; i < 5; i++) {
-    t.equal((await app.inject({ url: '/test/default', headers: bearer(`forged.${i}.token`), ...attacker })).statusCode, 401)
+    t.equal((await app.inject({ url: '/test/default', headers: bearer(`forged.${i}.token`), ...nat })).statusCode, 401, 'within the budget: 401')
   }
-  const limited = await app.inject({ url: '/test/default', headers: bearer(testToken()), ...attacker })
-  t.equal(limited.statusCode, 429, 'even a valid token waits while the client is throttled')
+  const limited = await app.inject({ url: '/test/default', headers: bearer('forged.6.token'), ...nat })
+  t.equal(limited.statusCode, 429, 'past the budget an invalid token gets 429')
   t.match(String(limited.headers['content-type']), /^application\/problem\+json/)
   const retryAfter = Number(limited.headers['retry-after'])
   t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`)
   t.match(limited.headers, { 'ratelimit-limit': '5', 'ratelimit-remaining': '0', 'ratelimit-reset': String(retryAfter) })
-  t.equal((await app.inject({ url: '/test/default', ...attacker })).statusCode, 401, 'no token is a plain 401, not counted')
-  t.equal((await app.inject({ url: '/test/public', ...attacker })).statusCode, 200, 'public routes stay open')
-  t.equal((await app.inject({ url: '/test/default', headers: bearer(testToken()), remoteAddress: '127.0.0.8' })).statusCode, 200, 'another client is not throttled')
+  const user = await app.inject({ url: '/test/default', headers: bearer(testToken({ sub: 'behind-the-same-nat' })), ...nat })
+  t.equal(user.statusCode, 200, 'a valid token from the same address is accepted')
+  t.same(user.json(), { sub: 'behind-the-same-nat' })
+  t.equal((await app.inject({ url: '/test/stream?access_token=' + testToken(), ...nat })).statusCode, 200, 'on the query-token form too')
+  t.equal((await app.inject({ url: '/test/default', headers: bearer(testToken({ exp: nowSec() - 3600 })), ...nat })).statusCode, 429, 'an expired one still gets 429')
+  t.equal((await app.inject({ url: '/test/default', ...nat })).statusCode, 401, 'no token is a plain 401, not counted')
+  t.equal((await app.inject({ url: '/test/public', ...nat })).statusCode, 200, 'public routes stay open')
+  t.equal((await app.inject({ url: '/test/default', headers: bearer('forged.7.token'), remoteAddress: '127.0.0.8' })).statusCode, 401, 'another client has its own budget')
 })
+
+t.test('over its budget, a client\'s tokens that cannot verify are refused without a signature check', async (t) => {
+  const { app } = await appWithRoutes(t, { AUTH_FAILURE_LIMIT: '2', LOG_LEVEL: 'warn', JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE })
+  await app.ready()
+  let signatureChecks = 0
+  const verify = app.jwt.verify.bind(app.jwt)
+  app.jwt.verify = ((...args: Parameters<typeof verify>) => { signatureChecks++; return verify(...args) }) as typeof verify
+  const client = { remoteAddress: '127.0.0.9' }
+  const send = async (token: string) => (await app.inject({ url: '/test/default', headers: bearer(token), ...client })).statusCode
+  for (let i = 0; i < 2; i++) t.equal(await send(`spent.${i}.budget`), 401)
+  const checksBefore = signatureChecks
+  const other = 'another-secret-another-secret-another-0123'
+  const implausible = [
+    'not-a-jwt',
+    'a.b.c',
+    signHs256(TEST_JWT_SECRET, goodClaims(), { alg: 'HS512' }),
+    signHs256(other, goodClaims({ exp: nowSec() - 3600 })),
+    signHs256(other, goodClaims({ nbf: nowSec() + 3600 })),
+    signHs256(other, goodClaims({ sub: undefined })),
+    signHs256(other, goodClaims({ iss: 'https://evil.example/' })),
+    signHs256(other, goodClaims({ aud: 'another-api' })),
+    `${signHs256(other, goodClaims()).split('.').slice(0, 2).join('.')}.`
+  ]
+  for (const token of implausible) t.equal(await send(token), 429)
+  t.equal(signatureChecks, checksBefore, 'none of them cost a signature check')
+  t.equal(await send(signHs256(other, goodClaims())), 429, 'a plausible forgery is checked, and refused')
+  t.equal(signatureChecks, checksBefore + 1)
+  t.equal(await send(signHs256(TEST_JWT_SECRET, goodClaims())), 200, 'a valid token passes')
+})
+
+for (const mode of ['JWKS_URL', 'JWT_PUBLIC_KEY_FILE'] as const) {
+  t.test(`${mode} mode: a client over its budget gets the same verdict on every row of the shared token table (accepted, or 429)`, async (t) => {
+    const fixture = await tokenFixture(t)
+    const { app } = await appWithRoutes(t, { ...(mode === 'JWKS_URL' ? fixture.jwksEnv : fixture.publicKeyEnv), AUTH_FAILURE_LIMIT: '1', LOG_LEVEL: 'warn' })
+    const client = { remoteAddress: '127.0.0.10' }
+    t.equal((await app.inject({ url: '/test/default', headers: bearer('spent.the.budget'), ...client })).statusCode, 401)
+    for (const row of fixture.cases) {
+      const res = await app.inject({ url: '/test/default', headers: bearer(row.token), ...client })
+      t.equal(res.statusCode, row.accepted ? 200 : 429, row.name)
+    }
+  })
+}
 
 t.test('verifyAccessToken resolves to { sub, scopes, exp } and throws 401 AppErrors', async (t) => {
   const { app } = await build(t)
@@ -261,4 +308,23 @@ t.test('tokens never appear in logs: Authorization headers, ?access_token= on /w
     for (const part of token.split('.')) t.notOk(text.includes(part), `no token part in the logs (${part.slice(0, 8)}…)`)
   }
   t.notOk(text.includes(TEST_JWT_SECRET), 'nor the secret')
+})
+
+t.test('a query token is redacted from every log line by its decoded name (access%5Ftoken=, %61ccess_token=), on HTTP, SSE and WebSocket upgrades', async (t) => {
+  const { app, logs } = await appWithRoutes(t, { LOG_LEVEL: 'trace' })
+  const valid = testToken()
+  const expired = testToken({ exp: nowSec() - 3600 })
+  const accepted = await app.inject({ url: `/test/stream?access%5Ftoken=${valid}` })
+  t.equal(accepted.statusCode, 200, 'the query parser decodes the name: the token is accepted')
+  await app.inject({ url: `/sse?room=a&%61ccess_token=${expired}` })
+  // An upgrade to a route that is not a WebSocket route: the upgrade plugin logs the path it closed.
+  const socket = await app.injectWS(`/health/live?access%5Ftoken=${valid}`)
+  socket.terminate()
+  await logs.waitFor(/closed incoming websocket connection/)
+  const text = logs.text()
+  t.match(text, /access%5Ftoken=\[REDACTED\]/)
+  t.match(text, /%61ccess_token=\[REDACTED\]/)
+  for (const token of [valid, expired]) {
+    for (const part of token.split('.')) t.notOk(text.includes(part), `no token part in the logs (${part.slice(0, 8)}…)`)
+  }
 })

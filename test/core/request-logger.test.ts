@@ -66,3 +66,18 @@ t.test('a route with its own log level gets a real child at once', async (t) => 
   t.notOk(own instanceof LazyChildLogger)
   t.equal(own.level, 'error')
 })
+
+t.test('a request logger writes through its parent\'s serializers and stream hook (what redaction relies on)', async (t) => {
+  const stream = new PassThrough()
+  let text = ''
+  stream.on('data', (chunk: Buffer) => { text += chunk.toString() })
+  const parent = pino({
+    level: 'info',
+    serializers: { url: (url: string) => url.replace(/\?.*/, '?…') },
+    hooks: { streamWrite: (line: string) => line.replaceAll('SECRETPW', '[REDACTED]') }
+  }, stream)
+  const wrapped = new LazyChildLogger(parent, { reqId: 'r-5' }, {})
+  wrapped.info({ url: '/ws?access_token=abc' }, 'connect to redis://u:SECRETPW@h')
+  t.notMatch(text, /SECRETPW|access_token/)
+  t.match(JSON.parse(text), { reqId: 'r-5', url: '/ws?…', msg: 'connect to redis://u:[REDACTED]@h' })
+})

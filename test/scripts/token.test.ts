@@ -91,3 +91,17 @@ for (const [what, args, env, message] of badRuns) {
     t.match(run.stderr, message)
   })
 }
+
+t.test('npm run token never prints a secret from the environment in its error line', async (t) => {
+  const short = 'thirty-one-characters-secret-31'
+  const envs: Array<Record<string, string>> = [
+    { JWT_SECRET: short },
+    { JWT_SECRET: 'a-long-enough-secret-0123456789-abcdef', JWKS_URL: 'https://keel:SECRETPW@idp.example/jwks.json' },
+    { JWKS_URL: 'https://keel:SECRETPW@idp.example/jwks.json' }
+  ]
+  for (const env of envs) {
+    const run = await runToken(['--sub', 'a'], env)
+    t.equal(run.code, 1, run.stderr)
+    for (const secret of [short, 'a-long-enough-secret', 'SECRETPW']) t.notOk(run.stderr.includes(secret), `${Object.keys(env).join('+')}: ${run.stderr.trim()}`)
+  }
+})
