@@ -10,10 +10,10 @@ import { parseEnv } from 'node:util'
 import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
-interface VariableMeta { expected: string, secret?: boolean }
+interface VariableMeta { expected: string, secret?: boolean, url?: boolean }
 
 /** One variable: its schema carries the default and, in `expected`, the form we tell the user. */
-function env<T extends TSchema> (schema: T, expected: string, meta: { secret?: boolean } = {}): T {
+function env<T extends TSchema> (schema: T, expected: string, meta: { secret?: boolean, url?: boolean } = {}): T {
   return { ...schema, expected, ...meta }
 }
 const int = (min: number, max: number, def: number, expected: string) =>
@@ -22,7 +22,7 @@ const oneOf = <const V extends string[]>(values: [...V], def: V[number]) =>
   env(Type.Union(values.map((v) => Type.Literal(v)), { default: def }), `one of ${values.join(', ')}`)
 const optionalString = (expected: string) => Type.Optional(env(Type.String({ minLength: 1 }), expected))
 const optionalUrl = (expected: string) =>
-  Type.Optional(env(Type.String({ pattern: '^https?://[^\\s]+$' }), expected))
+  Type.Optional(env(Type.String({ pattern: '^https?://[^\\s]+$' }), expected, { url: true }))
 
 export class ConfigError extends Error {
   readonly code = 'KEEL_CONFIG_INVALID'
@@ -226,7 +226,7 @@ const auth = section({
 // Shared state: Redis (rate-limit counters, rooms across instances) and the example resource's store.
 
 const stores = section({
-  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL')),
+  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL', { url: true })),
   DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:')
 }, (e) => ({ redisUrl: e.REDIS_URL, databaseFile: e.DATABASE_FILE }))
 
@@ -423,6 +423,12 @@ export function loadConfig (source: Source = process.env, cwd: string = process.
     const variable = first.path.replace(/^\//, '').split('/')[0]!
     const given = raw[variable]
     throw new ConfigError(variable, given === undefined ? 'is missing' : `has an invalid value ${shown(variable, given)}`, expectedOf(variable))
+  }
+  for (const [variable, value] of Object.entries(raw)) {
+    // The patterns only check the scheme; a URL that does not parse (a port of 99999) fails here, named.
+    if (metaOf(variable)?.url === true && !URL.canParse(String(value))) {
+      throw new ConfigError(variable, `is not a valid URL ${shown(variable, value)}`, expectedOf(variable))
+    }
   }
   const config: Record<string, unknown> = {}
   for (const s of SECTIONS as unknown as ReadonlyArray<Section<TProperties, object>>) {

@@ -105,6 +105,7 @@ const secretStarts: Array<[string, Record<string, string>, string]> = [
   ['a JWT_SECRET that is too short', { JWT_SECRET: 'short-but-secret-value-31-chars' }, 'short-but-secret-value-31-chars'],
   ['a REDIS_URL whose form is wrong', { REDIS_URL: 'redis://user:hunter2-pass@bad host:6379' }, 'hunter2-pass'],
   ['a JWKS_URL whose form is wrong', { JWT_SECRET: '', JWKS_URL: 'ftp://svc:jwks-pass-77@idp.example/keys' }, 'jwks-pass-77'],
+  ['a REDIS_URL that does not parse', { REDIS_URL: 'redis://u:parse-pass-42@127.0.0.1:99999/0' }, 'parse-pass-42'],
   ['an UPSTREAM_QUOTES_URL whose form is wrong', { UPSTREAM_QUOTES_URL: 'gopher://svc:quote-pass-99@up.example' }, 'quote-pass-99']
 ]
 for (const [what, env, secret] of secretStarts) {
