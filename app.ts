@@ -12,6 +12,7 @@ import errors from './core/error-handler.ts'
 import metrics from './core/metrics.ts'
 import health from './core/health.ts'
 import tlsRotation from './core/tls-rotation.ts'
+import connectionLimits from './core/connection-limits.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
 import itemsStore from './resources/items/store-plugin.ts'
@@ -50,6 +51,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(errors)
   await typed.register(metrics)
   await typed.register(health)
+  await typed.register(connectionLimits, { maxConnections: h.maxConnections, maxConnectionsPerIp: h.maxConnectionsPerIp })
   await typed.register(connections)
   await typed.register(domainEvents)
   await typed.register(itemsStore, { databaseFile: config.databaseFile })

@@ -84,6 +84,8 @@ function secureOptions (config: Config, material: TlsMaterial): Record<string, u
       ca: material.ca,
       requestCert: config.tls.clientAuth,
       rejectUnauthorized: config.tls.clientAuth,
+      // Node's default is 120 s: a client that connects and never says hello would hold a descriptor that long.
+      handshakeTimeout: h.tlsHandshakeTimeout,
       settings: { maxConcurrentStreams: h.http2MaxConcurrentStreams }
     }
   }
