@@ -1,24 +1,21 @@
-// The composition root. `buildApp(config)` creates the server (HTTPS + HTTP/2 with HTTP/1.1 through
-// ALPN, or cleartext HTTP/1.1 with TLS=off) and registers, top to bottom, what a request meets:
-// request id → edge policies → auth → routes; errors and metrics wrap them all.
+// The composition root. `buildApp(config)` creates the server (core/server-options.ts: HTTPS +
+// HTTP/2 with HTTP/1.1 through ALPN, or cleartext HTTP/1.1 with TLS=off) and registers, top to
+// bottom, what a request meets: request id → edge policies → auth → routes; errors and metrics wrap them all.
 // Tests build the app through this same function.
 
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import type { DestinationStream } from 'pino'
 import type { Config } from './core/config.ts'
-import { loadTlsMaterial, type TlsFiles } from './core/tls.ts'
-import { lazyChildLogger } from './core/request-logger.ts'
-import { redactCredentials, redactQueryTokens } from './core/log-redaction.ts'
-import { ensureDevCertificate } from './core/dev-cert.ts'
-import requestId, { requestIdFor } from './core/request-id.ts'
-import errors, { clientErrorHandler, frameworkErrorHandler } from './core/error-handler.ts'
+import { createServer, type CreateServerOptions } from './core/server-options.ts'
+import requestId from './core/request-id.ts'
+import errors from './core/error-handler.ts'
 import validation from './core/validation.ts'
 import requestBody from './core/request-body.ts'
 import metrics from './core/metrics.ts'
 import health from './core/health.ts'
 import redis from './core/redis.ts'
 import tlsRotation from './core/tls-rotation.ts'
+import connectionLimits from './core/connection-limits.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
 import itemsStore from './resources/items/store-plugin.ts'
@@ -43,110 +40,12 @@ import './core/route-config.ts'
 
 export type App = FastifyInstance
 
-export interface BuildOptions {
-  /** Where logs go (default stdout). Tests pass a stream to read what was logged. */
-  logStream?: DestinationStream
-}
-
-/** Strips query tokens (`access_token`, however its name is encoded) from a logged URL: browsers must send WebSocket/SSE tokens in the query. */
-function redactUrl (url: string): string {
-  return redactQueryTokens(url)
-}
-
-function loggerOptions (config: Config, stream?: DestinationStream): FastifyServerOptions['logger'] {
-  return {
-    level: config.logLevel,
-    ...(stream === undefined ? {} : { stream }),
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', 'token', '*.token', 'access_token'],
-      censor: '[REDACTED]'
-    },
-    serializers: {
-      req (req: { method: string, url: string, ip?: string, socket?: { remoteAddress?: string } }) {
-        return { method: req.method, url: redactUrl(req.url), remoteAddress: req.ip ?? req.socket?.remoteAddress }
-      },
-      // Logged as such by plugins (@fastify/websocket logs the `path` of an upgrade it refused).
-      url: redactUrl,
-      path: redactUrl
-    },
-    // Whatever a line holds (an error's message, a driver's reason), a URL in it loses its credentials.
-    hooks: { streamWrite: redactCredentials }
-  }
-}
-
-/**
- * Fastify's own hop count refuses every forwarded address (it cannot check the peer), so a count
- * becomes "trust the nearest N hops": right only where nothing reaches the service but its proxies.
- */
-function trustProxyOption (trust: Config['trustProxy']): FastifyServerOptions['trustProxy'] {
-  if (typeof trust !== 'number') return trust
-  return (_address: string, hop: number) => hop < trust
-}
-
-async function resolveTlsFiles (config: Config): Promise<{ files: TlsFiles, generated: boolean }> {
-  const { certFile, keyFile, caFile } = config.tls
-  if (certFile !== undefined && keyFile !== undefined) return { files: { certFile, keyFile, caFile }, generated: false }
-  const dev = await ensureDevCertificate(config.certsDir)
-  return { files: { certFile: dev.certFile, keyFile: dev.keyFile, caFile }, generated: dev.generated }
-}
+/** How the app is built beyond its configuration (where logs go). */
+export type BuildOptions = CreateServerOptions
 
 export async function buildApp (config: Config, options: BuildOptions = {}): Promise<App> {
   const h = config.http
-  const securityHeaderSet = apiHeaders(config.tls.enabled)
-  const common: FastifyServerOptions = {
-    logger: loggerOptions(config, options.logStream),
-    // Each request's logger (with its reqId) is made on its first enabled line, not for every request.
-    childLoggerFactory: lazyChildLogger as unknown as FastifyServerOptions['childLoggerFactory'],
-    genReqId: requestIdFor,
-    requestIdHeader: false,
-    bodyLimit: h.bodyLimit,
-    requestTimeout: h.requestTimeout,
-    keepAliveTimeout: h.keepAliveTimeout,
-    connectionTimeout: h.connectionTimeout,
-    return503OnClosing: true,
-    // Off unless TRUST_PROXY names the proxies: X-Forwarded-For is client-controlled.
-    trustProxy: trustProxyOption(config.trustProxy),
-    // Errors raised before any hook runs (a bad URL; the HTTP parser's 400, 408, 431) still leave as
-    // problem+json with the security headers every other response gets.
-    frameworkErrors: frameworkErrorHandler(securityHeaderSet),
-    clientErrorHandler: clientErrorHandler(securityHeaderSet)
-  }
-
-  let app: App
-  let tls: { files: TlsFiles, generated: boolean } | undefined
-  if (config.tls.enabled) {
-    tls = await resolveTlsFiles(config)
-    const material = loadTlsMaterial(tls.files)
-    // The raw server is an Http2SecureServer here and an http.Server with TLS=off; nothing above
-    // the plugins touches it, so the app is typed as the common FastifyInstance.
-    app = Fastify({
-      ...common,
-      http2: true,
-      http2SessionTimeout: h.http2SessionTimeout,
-      https: {
-        allowHTTP1: true,
-        minVersion: 'TLSv1.3',
-        cert: material.cert,
-        key: material.key,
-        ca: material.ca,
-        requestCert: config.tls.clientAuth,
-        rejectUnauthorized: config.tls.clientAuth,
-        settings: { maxConcurrentStreams: h.http2MaxConcurrentStreams }
-      }
-    } as unknown as FastifyServerOptions) as unknown as App
-  } else {
-    app = Fastify(common)
-  }
-  // Fastify sets these on an http.Server only; the HTTP/1.1 side of the HTTP/2 server reads the same fields.
-  // Node enforces headers/request timeouts on a sweep every `connectionsCheckingInterval` (30 s by
-  // default, read at listen): once a second cuts a slowloris connection within headersTimeout + 1 s.
-  Object.assign(app.server, {
-    headersTimeout: h.headersTimeout,
-    requestTimeout: h.requestTimeout,
-    keepAliveTimeout: h.keepAliveTimeout,
-    connectionsCheckingInterval: 1000
-  })
-  if (tls?.generated === true) app.log.info({ certFile: tls.files.certFile }, 'generated a self-signed development certificate (npm run certs regenerates it)')
+  const { server: app, tlsFiles } = await createServer(config, { errorHeaders: apiHeaders(config.tls.enabled), ...options })
 
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
 
@@ -160,10 +59,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(metrics)
   await typed.register(health)
   await typed.register(redis, { url: config.redisUrl })
+  await typed.register(connectionLimits, { maxConnections: h.maxConnections, maxConnectionsPerIp: h.maxConnectionsPerIp })
   await typed.register(connections)
   await typed.register(domainEvents)
   await typed.register(itemsStore, { databaseFile: config.databaseFile })
-  if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: config.tls.watchFiles })
+  if (tlsFiles !== undefined) await typed.register(tlsRotation, { files: tlsFiles, watchFiles: config.tls.watchFiles })
 
   // Edge policies, in the order a request meets them.
   // (security headers → CORS → load shedding → compression → caching → rate limit)

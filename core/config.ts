@@ -146,7 +146,18 @@ const http = section({
   // HTTP/2 sessions idle for 72 s are closed (same reasoning as keep-alive).
   HTTP2_SESSION_TIMEOUT_MS: int(1000, 600_000, 72_000, 'milliseconds, 1000–600000'),
   // 100 concurrent streams per session is the RFC 9113 recommended minimum and bounds per-client work.
-  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000')
+  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 1000, 100, 'an integer 1–1000'),
+  // 5 s from connect to a finished TLS handshake: TLS 1.3 needs one round trip, so even a 1 s-RTT link
+  // makes it, while a connection that never sends its ClientHello stops holding a descriptor.
+  TLS_HANDSHAKE_TIMEOUT_MS: int(1000, 120_000, 5000, 'milliseconds, 1000–120000'),
+  // Open connections the listener keeps; past it new ones are closed at accept. 10,000 idle connections
+  // fit a small instance's memory; keep it below the open-files limit (ulimit -n) so the process keeps
+  // descriptors for its own work. 0 = no cap.
+  MAX_CONNECTIONS: int(0, 1_000_000, 10_000, 'an integer 0–1000000 (0 = no cap)'),
+  // Per client address (an IPv6 client per /64): a browser holds a handful, a NAT of dozens of users fits,
+  // and one address cannot take more than 1/40 of MAX_CONNECTIONS. Behind a proxy every client arrives
+  // from the proxy's addresses: raise it above the proxy's connection count, or 0 = no cap.
+  MAX_CONNECTIONS_PER_IP: int(0, 1_000_000, 256, 'an integer 0–1000000 (0 = no cap)')
 }, (e) => ({
   http: {
     bodyLimit: e.BODY_LIMIT_BYTES,
@@ -155,7 +166,12 @@ const http = section({
     keepAliveTimeout: e.KEEP_ALIVE_TIMEOUT_MS,
     connectionTimeout: e.CONNECTION_TIMEOUT_MS,
     http2SessionTimeout: e.HTTP2_SESSION_TIMEOUT_MS,
-    http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS
+    http2MaxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
+    tlsHandshakeTimeout: e.TLS_HANDSHAKE_TIMEOUT_MS,
+    /** 0 = no cap. */
+    maxConnections: e.MAX_CONNECTIONS,
+    /** Per client address (IPv6: per /64); 0 = no cap. */
+    maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP
   }
 }))
 

@@ -1,11 +1,14 @@
-// Load shedding on @fastify/under-pressure: while the event loop lags or memory is over its limit,
-// requests get 503 problem+json with Retry-After at once instead of queueing behind the overload.
-// /health/ready reports why (and answers 503, so balancers send traffic elsewhere). Routes with
-// `config: { loadShedding: false }` are never shed: liveness (a shed probe would get a busy process
-// killed), readiness (it must be able to say why) and the metrics scrape (overload is when you need it).
+// Load shedding: while the event loop lags or memory is over its limit, requests get 503 problem+json
+// with Retry-After at once instead of queueing behind the overload. /health/ready reports why (and
+// answers 503, so balancers send traffic elsewhere). Routes with `config: { loadShedding: false }` are
+// never shed: liveness (a shed probe would get a busy process killed), readiness (it must be able to
+// say why) and the metrics scrape (overload is when you need it).
+// The readings are @fastify/under-pressure's (mean event-loop delay, heap used, RSS, once a second),
+// sampled here because its timer lets a failed memory read escape: reading RSS opens a file under
+// /proc, which fails with EMFILE exactly when connections have taken every descriptor.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import fp from 'fastify-plugin'
-import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-pressure'
 import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Config } from '../core/config.ts'
@@ -19,8 +22,50 @@ export type LoadSheddingOptions = Config['loadShedding']
 export const SHED_RETRY_AFTER_S = 10
 // At most one warning per 10 s while shedding: an overload must not also flood the logs.
 const WARN_INTERVAL_MS = 10_000
+const SAMPLE_INTERVAL_MS = 1000
+// The delay histogram's resolution: its mean never falls below it, so it is taken off the reading.
+const LOOP_RESOLUTION_MS = 10
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** True while the last sample is over a load-shedding limit. */
+    isUnderPressure: () => boolean
+  }
+}
 
 interface Usage { eventLoopDelay: number, heapUsed: number, rssBytes: number }
+
+/**
+ * Samples the event-loop delay and memory once a second into `usage`, then calls `onSample`. A memory
+ * read that fails keeps the last reading and is logged (once per failure spell): it must never stop
+ * the sampling nor reach the process's uncaught-exception handler.
+ */
+function startSampling (usage: Usage, onSample: () => void, log: { warn: (obj: object, msg: string) => void }): () => void {
+  const histogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
+  histogram.enable()
+  let failing = false
+  const timer = setInterval(() => {
+    // No delay sample in a whole interval means the loop was blocked throughout: NaN becomes Infinity.
+    const delay = Math.max(0, histogram.mean / 1e6 - LOOP_RESOLUTION_MS)
+    usage.eventLoopDelay = Number.isNaN(delay) ? Infinity : delay
+    histogram.reset()
+    try {
+      const memory = process.memoryUsage()
+      usage.heapUsed = memory.heapUsed
+      usage.rssBytes = memory.rss
+      failing = false
+    } catch (err) {
+      if (!failing) log.warn({ code: (err as NodeJS.ErrnoException).code }, 'cannot read memory usage; keeping the last reading')
+      failing = true
+    }
+    onSample()
+  }, SAMPLE_INTERVAL_MS)
+  timer.unref()
+  return () => {
+    clearInterval(timer)
+    histogram.disable()
+  }
+}
 
 export default fp(async function loadShedding (fastify, options: LoadSheddingOptions) {
   const limits = [
@@ -35,11 +80,17 @@ export default fp(async function loadShedding (fastify, options: LoadSheddingOpt
     return `${l.what} ${Math.round(value ?? 0)} ${l.unit} is over the ${l.limit} ${l.unit} limit`
   }
 
-  /** Why the server is shedding now, or undefined when it is not (the plugin's last sample). */
+  // The last sample, and the first limit it passes (checked in this order) or undefined.
+  const usage: Usage = { eventLoopDelay: 0, heapUsed: 0, rssBytes: 0 }
+  let over: { type: string, value: number } | undefined
+  function checkLimits (): void {
+    const passed = limits.find((l) => l.read(usage) > l.limit)
+    over = passed === undefined ? undefined : { type: passed.type, value: passed.read(usage) }
+  }
+
+  /** Why the server is shedding now, or undefined when it is not (the last sample). */
   function pressure (): string | undefined {
-    const usage = fastify.memoryUsage()
-    const over = limits.find((l) => l.read(usage) > l.limit)
-    return over === undefined ? undefined : describe(over.type, over.read(usage))
+    return over === undefined ? undefined : describe(over.type, over.value)
   }
 
   const shed = new Counter({
@@ -54,8 +105,8 @@ export default fp(async function loadShedding (fastify, options: LoadSheddingOpt
   let shedSinceWarning = 0
 
   /**
-   * Called by the plugin only while a limit is passed. Returning nothing lets the request through;
-   * returning a body makes the plugin send it and end the hook chain there.
+   * Called only while a limit is passed. Returning nothing lets the request through; returning a body
+   * sends it and ends the hook chain there.
    */
   function shedOrAdmit (request: FastifyRequest, reply: FastifyReply, type: string, value: number | undefined): Problem | undefined {
     if (request.routeOptions.config.loadShedding === false) return undefined
@@ -71,14 +122,18 @@ export default fp(async function loadShedding (fastify, options: LoadSheddingOpt
     return problemReply(request, reply, overloaded)
   }
 
-  await fastify.register(underPressure, {
-    maxEventLoopDelay: options.maxEventLoopDelayMs,
-    maxHeapUsedBytes: options.maxHeapUsedBytes,
-    maxRssBytes: options.maxRssBytes,
-    retryAfter: SHED_RETRY_AFTER_S,
-    // Its types say the handler returns void; at run time a returned value is sent as the reply.
-    pressureHandler: shedOrAdmit as unknown as FastifyUnderPressureOptions['pressureHandler']
-  })
+  fastify.decorate('isUnderPressure', () => over !== undefined)
+  if (limits.length > 0) {
+    const stopSampling = startSampling(usage, checkLimits, fastify.log)
+    fastify.addHook('onClose', async () => stopSampling())
+    // A callback hook: it runs on every request, and an async one costs each a promise and a microtask turn.
+    fastify.addHook('onRequest', function shedWhenOverloaded (request, reply, done) {
+      const problem = over === undefined ? undefined : shedOrAdmit(request, reply, over.type, over.value)
+      // Sending ends the hook chain here: the route never runs.
+      if (problem === undefined) done()
+      else reply.send(problem)
+    })
+  }
 
   fastify.health.addCheck('load', () => {
     const reason = pressure()

@@ -76,6 +76,21 @@ t.test('within its limits the app sheds nothing and readiness reports the load c
   t.match((await app.inject('/metrics')).body, /# TYPE http_requests_shed_total counter/)
 })
 
+t.test('a memory reading that fails (no free file descriptor) is logged, and sampling goes on', async (t) => {
+  const { app, logs } = await build(t, { SHED_MAX_HEAP_USED_BYTES: '1' })
+  // On Linux the resident set size is read from /proc: with every descriptor taken, the read throws EMFILE.
+  const memoryUsage = process.memoryUsage
+  const failing = Object.assign(() => {
+    throw Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), { code: 'EMFILE', syscall: 'uv_resident_set_memory' })
+  }, { rss: memoryUsage.rss })
+  process.memoryUsage = failing
+  t.teardown(() => { process.memoryUsage = memoryUsage })
+  await logs.waitFor(/cannot read memory usage/)
+  process.memoryUsage = memoryUsage
+  await untilUnderPressure(app)
+  t.pass('the next readings are taken and acted on')
+})
+
 t.test('a bad SHED_* value stops the start with a message naming it', async (t) => {
   for (const [variable, value] of [['SHED_MAX_EVENT_LOOP_DELAY_MS', '-1'], ['SHED_MAX_EVENT_LOOP_DELAY_MS', 'fast'], ['SHED_MAX_HEAP_USED_BYTES', '-5'], ['SHED_MAX_RSS_BYTES', '2GB']]) {
     t.throws(() => loadConfig({ [variable!]: value }, tempDir()), { name: 'ConfigError', variable, message: new RegExp(`${variable}.*expected`) }, `${variable}=${value}`)

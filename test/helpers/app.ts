@@ -105,9 +105,18 @@ export interface Spawned {
   url: string
 }
 
+export interface SpawnOptions {
+  /** RLIMIT_NOFILE (soft and hard) for the server process, set by the shell before it execs node. */
+  openFilesLimit?: number
+}
+
 /** Runs the real entry point (`node server.ts`) with the given environment. */
-export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tempDir()): Spawned {
-  const proc = spawn(process.execPath, [join(ROOT, 'server.ts')], {
+export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tempDir(), options: SpawnOptions = {}): Spawned {
+  const entry = [process.execPath, join(ROOT, 'server.ts')]
+  const [command, ...args] = options.openFilesLimit === undefined
+    ? entry
+    : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]
+  const proc = spawn(command!, args, {
     cwd,
     env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
