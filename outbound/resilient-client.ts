@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
-import { Pool, type Dispatcher } from 'undici'
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { backoffDelay, parseRetryAfter, type BackoffPolicy } from './backoff.ts'
@@ -209,6 +209,8 @@ function classify (name: string, err: unknown): unknown {
   if (typeof code === 'string' && (INVALID_RESPONSE_ERRORS.has(code) || code.startsWith('HPE_'))) {
     return new UpstreamResponseInvalidError(name, code, err)
   }
+  // undici's parser errors often carry no code at all (bytes that are not HTTP, e.g. the wrong port).
+  if (err instanceof undiciErrors.HTTPParserError) return new UpstreamResponseInvalidError(name, 'not an HTTP response', err)
   if (typeof syscall === 'string' || (typeof code === 'string' && SYSTEM_CONNECTION_ERRORS.has(code))) {
     return new UpstreamConnectionError(name, err)
   }

@@ -1,9 +1,10 @@
 // A fault-injecting upstream for tests and demos: a real node:http server on 127.0.0.1 that answers
 // each request from a script (200, 5xx, 503 + Retry-After, 429, slow headers, slow body, connection
-// reset, invalid JSON), counts requests and records their headers and arrival times.
+// reset, invalid JSON), counts requests and records their headers and arrival times. Beside it, an
+// upstream that is not HTTP at all (a raw TCP server answering garbage).
 
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 
@@ -154,4 +155,42 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
     },
     close
   }
+}
+
+export interface NonHttpUpstream {
+  url: string
+  /** Connections that sent something and got the garbage back. */
+  readonly count: number
+  close: () => Promise<void>
+}
+
+/**
+ * A raw TCP server on 127.0.0.1 that answers whatever arrives with bytes that are not HTTP (an SSH
+ * banner by default, as when an upstream URL points at the wrong port), then closes the connection.
+ */
+export async function startNonHttpUpstream (t: Teardown, reply = 'SSH-2.0-OpenSSH_9.6\r\nProtocol mismatch.\r\n'): Promise<NonHttpUpstream> {
+  let count = 0
+  const sockets = new Set<Socket>()
+  const server = createTcpServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    socket.once('data', () => {
+      count++
+      socket.end(reply)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  let closed = false
+  async function close (): Promise<void> {
+    if (closed) return
+    closed = true
+    for (const socket of sockets) socket.destroy()
+    server.close()
+    await once(server, 'close')
+  }
+  t.teardown(close)
+  return { url: `http://127.0.0.1:${port}`, get count () { return count }, close }
 }

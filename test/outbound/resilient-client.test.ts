@@ -11,7 +11,7 @@ import {
   BulkheadFullError, CircuitOpenError, UpstreamAbortedError, UpstreamConnectionError, UpstreamError, UpstreamHttpError,
   UpstreamResponseInvalidError, UpstreamTimeoutError
 } from '../../outbound/upstream-errors.ts'
-import { fault, startFaultUpstream, type Fault } from '../helpers/fault-upstream.ts'
+import { fault, startFaultUpstream, startNonHttpUpstream, type Fault } from '../helpers/fault-upstream.ts'
 
 // Timers fire late on a busy machine, never early: generous above, tight below.
 const LATE_MS = 200
@@ -306,6 +306,27 @@ t.test('invalid JSON, a body of the wrong shape and an oversized body are typed 
   upstream.script(fault.ok({ filler: 'x'.repeat(5000) }))
   await t.rejects(client.getJson('/quotes/ACME', Quote), { code: 'UPSTREAM_RESPONSE_INVALID', message: /over 1000 bytes/ })
   t.equal(upstream.count, 3)
+})
+
+t.test('an upstream that answers something other than HTTP is a typed invalid response, counted against it by the breaker', async (t) => {
+  const upstream = await startNonHttpUpstream(t)
+  const states: string[] = []
+  const client = createResilientClient({
+    name: 'garbage',
+    baseUrl: upstream.url,
+    maxRetries: 0,
+    breaker: { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 10_000, rollingWindowMs: 10_000 },
+    observer: { circuitStateChange: (state) => { states.push(state) } }
+  })
+  t.teardown(() => client.close())
+  for (let i = 0; i < 2; i++) {
+    const err = await client.getJson('/quotes/ACME', Quote).catch((e: unknown) => e)
+    t.ok(err instanceof UpstreamResponseInvalidError, String(err))
+    t.match(err, { code: 'UPSTREAM_RESPONSE_INVALID', attempts: 1 })
+  }
+  t.equal(upstream.count, 2)
+  t.equal(client.circuitState().state, 'open', 'two failures out of two opened the breaker')
+  t.same(states, ['open'])
 })
 
 t.test('x-request-id, traceparent and tracestate reach the upstream; each attempt is a new span of the same trace', async (t) => {

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { performance } from 'node:perf_hooks'
 import { build } from '../../helpers/app.ts'
 import type { App } from '../../../app.ts'
-import { fault, startFaultUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
+import { fault, startFaultUpstream, startNonHttpUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
 
 // Timers fire late on a busy machine, never early: generous above, tight below.
 const LATE_MS = 200
@@ -81,6 +81,17 @@ t.test('connection reset, slow body and invalid JSON each answer 502 problem+jso
     t.test(what, async (t) => assertProblem(t, res, 502, 'BAD_GATEWAY'))
   }
   t.equal(upstream.count, 3)
+})
+
+t.test('an upstream answering something other than HTTP is a 502 problem+json and counts against its breaker', async (t) => {
+  const garbage = await startNonHttpUpstream(t)
+  const { app } = await build(t, {
+    UPSTREAM_QUOTES_URL: garbage.url, UPSTREAM_MAX_RETRIES: '0', UPSTREAM_BREAKER_VOLUME: '2', UPSTREAM_BREAKER_ERROR_PERCENT: '50'
+  })
+  for (let i = 0; i < 2; i++) assertProblem(t, await app.inject('/api/v1/quotes/ACME'), 502, 'BAD_GATEWAY')
+  t.equal(garbage.count, 2)
+  assertProblem(t, await app.inject('/api/v1/quotes/ACME'), 503, 'SERVICE_UNAVAILABLE')
+  t.equal(garbage.count, 2, 'the open breaker kept the third call away from it')
 })
 
 t.test('an upstream slower than the deadline is a 504 at the deadline', async (t) => {
