@@ -15,7 +15,7 @@ import { backoffDelay, parseRetryAfter, type BackoffPolicy } from './backoff.ts'
 import { createRetryBudget, type RetryBudgetOptions } from './retry-budget.ts'
 import { createBulkhead } from './bulkhead.ts'
 import { createCircuitBreaker, type CircuitState } from './circuit-breaker.ts'
-import { childTraceparent, newTrace, parseTraceparent, type TraceParent } from './trace-context.ts'
+import { boundTracestate, childTraceparent, newTrace, parseTraceparent, type TraceParent } from './trace-context.ts'
 import {
   BulkheadFullError, CircuitOpenError, RetryStop, UpstreamAbortedError, UpstreamConnectionError, UpstreamError,
   UpstreamHttpError, UpstreamResponseInvalidError, UpstreamTimeoutError
@@ -421,8 +421,10 @@ export function createResilientClient (options: ResilientClientOptions): Resilie
     if (!path.startsWith('/')) throw new TypeError(`${name}: request path must start with "/"`)
     const headers: Record<string, string> = { ...callOptions.headers }
     if (callOptions.requestId !== undefined) headers['x-request-id'] = callOptions.requestId
-    const tracestate = callOptions.tracestate
-    if (typeof tracestate === 'string') headers.tracestate = tracestate
+    const inbound = parseTraceparent(callOptions.traceparent)
+    // The inbound state belongs to the inbound trace: a trace started here starts without one.
+    const tracestate = inbound === undefined ? undefined : boundTracestate(callOptions.tracestate)
+    if (tracestate !== undefined) headers.tracestate = tracestate
     if (callOptions.idempotencyKey !== undefined) {
       headers['idempotency-key'] = callOptions.idempotencyKey === true ? randomUUID() : callOptions.idempotencyKey
     }
@@ -431,7 +433,7 @@ export function createResilientClient (options: ResilientClientOptions): Resilie
       path: prefix + path,
       body,
       headers,
-      trace: parseTraceparent(callOptions.traceparent) ?? newTrace(),
+      trace: inbound ?? newTrace(),
       idempotent: IDEMPOTENT_METHODS.has(method) || headers['idempotency-key'] !== undefined,
       decode
     }

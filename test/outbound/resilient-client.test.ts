@@ -346,6 +346,20 @@ t.test('x-request-id, traceparent and tracestate reach the upstream; each attemp
   t.match(upstream.requests[2]!.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'a new trace when none came in')
 })
 
+t.test('tracestate: an oversized inbound tracestate is not forwarded as is, and none travels without a valid traceparent', async (t) => {
+  const { upstream, client } = await setup(t)
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  await client.getJson('/quotes/ACME', Quote, { traceparent, tracestate: 'x'.repeat(15_000) })
+  t.equal(upstream.requests[0]!.headers.tracestate, undefined, 'a 15 KB tracestate is dropped')
+  const many = Array.from({ length: 20 }, (_, i) => `k${i}=${'v'.repeat(100)}`).join(',')
+  await client.getJson('/quotes/ACME', Quote, { traceparent, tracestate: many })
+  const forwarded = String(upstream.requests[1]!.headers.tracestate ?? '')
+  t.ok(forwarded.length > 0 && forwarded.length <= 512, `forwarded ${forwarded.length} of ${many.length} characters`)
+  t.ok(many.startsWith(forwarded), 'the leftmost (most recent) members are kept')
+  await client.getJson('/quotes/ACME', Quote, { tracestate: 'k=v' })
+  t.equal(upstream.requests[2]!.headers.tracestate, undefined, 'a new trace starts without the inbound state')
+})
+
 t.test('the bulkhead queues calls beyond its capacity and refuses calls beyond its queue', async (t) => {
   const { upstream, client } = await setup(t, { maxConcurrency: 1, maxQueue: 1 }, fault.slowHeaders(200))
   const first = client.getJson('/quotes/A', Quote)
