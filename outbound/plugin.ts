@@ -34,12 +34,26 @@ export interface UpstreamsPluginOptions {
  */
 export const DEADLINE_HEADER = 'x-request-timeout-ms'
 
-/** Call options for an outbound call made while handling `request`: its id, trace and remaining time. */
+/**
+ * Aborts when the inbound client goes away before its response was sent, so the outbound call (and
+ * its bulkhead slot) ends with it. The response is watched, not the request: a request's 'close'
+ * (and so Fastify's `request.signal`) fires as soon as its body has been read.
+ */
+function clientGoneSignal (reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableEnded) controller.abort(new Error('the client went away before its response was sent'))
+  })
+  return controller.signal
+}
+
+/** Call options for an outbound call made while handling `request`: its id, trace, remaining time and cancellation. */
 export function callOptionsFor (request: FastifyRequest, reply: FastifyReply): CallOptions {
   const options: CallOptions = {
     requestId: String(request.id),
     traceparent: request.headers.traceparent,
-    tracestate: request.headers.tracestate
+    tracestate: request.headers.tracestate,
+    signal: clientGoneSignal(reply)
   }
   const budget = Number(request.headers[DEADLINE_HEADER])
   // Routes validate the header in their schema; elsewhere a malformed one is simply not a deadline.

@@ -1,7 +1,7 @@
 // A fault-injecting upstream for tests and demos: a real node:http server on 127.0.0.1 that answers
 // each request from a script (200, 5xx, 503 + Retry-After, 429, slow headers, slow body, connection
-// reset, invalid JSON), counts requests and records their headers and arrival times. Beside it, an
-// upstream that is not HTTP at all (a raw TCP server answering garbage).
+// reset, invalid JSON), counts requests and records their headers, arrival times and whether the
+// caller abandoned them. Beside it, an upstream that is not HTTP at all (a raw TCP server answering garbage).
 
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
@@ -47,6 +47,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders
   /** performance.now() at arrival. */
   at: number
+  /** The caller closed the connection before the answer was complete (e.g. it aborted the call). */
+  abandoned: boolean
 }
 
 export interface FaultUpstream {
@@ -59,6 +61,8 @@ export interface FaultUpstream {
   otherwise: (fault: Fault) => void
   /** Resolves once `n` requests in total have arrived; rejects after `timeoutMs`. */
   waitForRequests: (n: number, timeoutMs?: number) => Promise<void>
+  /** Resolves once `n` requests have been abandoned by the caller; rejects after `timeoutMs`. */
+  waitForAbandoned: (n: number, timeoutMs?: number) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -69,7 +73,8 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   let fallback = otherwise
   const requests: RecordedRequest[] = []
   const timers = new Set<NodeJS.Timeout>()
-  const arrivals: Array<() => void> = []
+  // Waiters for the next arrival or abandonment.
+  const changes: Array<() => void> = []
 
   function later (ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
@@ -114,9 +119,14 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   }
 
   const server = createServer((req, res) => {
-    const request: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, at: performance.now() }
+    const request: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, at: performance.now(), abandoned: false }
     requests.push(request)
-    for (const notify of arrivals.splice(0)) notify()
+    res.on('close', () => {
+      if (res.writableFinished) return
+      request.abandoned = true
+      for (const notify of changes.splice(0)) notify()
+    })
+    for (const notify of changes.splice(0)) notify()
     // Drain the request body before answering, so every fault is about the response.
     req.resume()
     req.on('end', () => answer(queue.shift() ?? fallback, req, res, request))
@@ -124,6 +134,19 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
+
+  /** Resolves once `count()` reaches `n`, re-checked on every arrival or abandonment; rejects after `timeoutMs`. */
+  async function waitUntil (count: () => number, n: number, what: string, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (count() < n) {
+      const left = deadline - performance.now()
+      if (left <= 0) throw new Error(`fault upstream saw ${count()} ${what}, expected ${n}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        changes.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
 
   let closed = false
   async function close (): Promise<void> {
@@ -142,17 +165,8 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
     get count () { return requests.length },
     script: (...faults) => { queue.push(...faults) },
     otherwise: (f) => { fallback = f },
-    async waitForRequests (n, timeoutMs = 5000) {
-      const deadline = performance.now() + timeoutMs
-      while (requests.length < n) {
-        const left = deadline - performance.now()
-        if (left <= 0) throw new Error(`fault upstream saw ${requests.length} requests, expected ${n}`)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left)
-          arrivals.push(() => { clearTimeout(timer); resolve() })
-        })
-      }
-    },
+    waitForRequests: (n, timeoutMs = 5000) => waitUntil(() => requests.length, n, 'requests', timeoutMs),
+    waitForAbandoned: (n, timeoutMs = 5000) => waitUntil(() => requests.filter((r) => r.abandoned).length, n, 'abandoned requests', timeoutMs),
     close
   }
 }
