@@ -86,12 +86,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
 
   // Upstream clients.
-  await typed.register(upstreams, { upstreams: config.upstreams })
+  await typed.register(upstreams, { policy: config.upstreams.policy })
 
   // Routes.
   await typed.register(healthRoutes)
   await typed.register(metricsRoutes)
-  await typed.register(quotesRoutes)
+  await typed.register(quotesRoutes, { baseUrl: config.upstreams.quotesUrl })
   await typed.register(itemsRoutes)
   await typed.register(wsRoutes, { allowedOrigins: config.cors.origins, tls: config.tls.enabled })
   await typed.register(sseRoutes, {

@@ -1,50 +1,23 @@
-// The named upstream clients (`fastify.upstreams.quotes`), built from config with one resilience
-// policy; their attempts, retries, budget exhaustion, outcomes, latency and breaker state as metrics;
-// breaker changes as log lines; breaker state on /health/ready (degraded, never not-ready: Keel
-// still serves everything else); pools closed on shutdown. `callOptionsFor` carries an inbound
-// request's id, trace and deadline into the calls it makes.
+// The outbound plugin (`keel-upstreams`): clients for the upstreams that resources add
+// (`fastify.addUpstream(name, baseUrl)`, then `fastify.upstreams[name]`), all with the one configured
+// resilience policy; their attempts, retries, budget exhaustion, outcomes, latency and breaker state
+// as metrics; breaker changes as log lines; breaker state on /health/ready (degraded, never
+// not-ready: Keel still serves everything else); clients closed on shutdown. It names no upstream:
+// each resource declares and adds its own (outbound/upstreams.ts has the types they import).
 
 import fp from 'fastify-plugin'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { Counter, Gauge, Histogram } from 'prom-client'
-import type { Config, UpstreamPolicy } from '../core/config.ts'
+import type { FastifyBaseLogger } from 'fastify'
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { UpstreamPolicy } from '../core/config.ts'
+import type { CheckResult } from '../core/health.ts'
 import {
-  createResilientClient, type CallOptions, type CircuitState, type ResilientClient, type ResilientClientOptions
+  createResilientClient, type CircuitState, type ResilientClient, type ResilientClientObserver, type ResilientClientOptions
 } from './resilient-client.ts'
-
-/** Every configured upstream client; a name is absent when its URL is not configured. */
-export interface Upstreams {
-  quotes?: ResilientClient
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    upstreams: Upstreams
-  }
-}
+import type { Upstreams } from './upstreams.ts'
 
 export interface UpstreamsPluginOptions {
-  upstreams: Config['upstreams']
-}
-
-/**
- * The inbound time budget: how many milliseconds the caller will wait, counted from when it sent the
- * request (relative, like gRPC's `grpc-timeout` and Envoy's `x-envoy-expected-rq-timeout-ms`, so the
- * two clocks need not agree). Outbound calls made for the request end by then, and carry what is left.
- */
-export const DEADLINE_HEADER = 'x-request-timeout-ms'
-
-/** Call options for an outbound call made while handling `request`: its id, trace and remaining time. */
-export function callOptionsFor (request: FastifyRequest, reply: FastifyReply): CallOptions {
-  const options: CallOptions = {
-    requestId: String(request.id),
-    traceparent: request.headers.traceparent,
-    tracestate: request.headers.tracestate
-  }
-  const budget = Number(request.headers[DEADLINE_HEADER])
-  // Routes validate the header in their schema; elsewhere a malformed one is simply not a deadline.
-  if (Number.isInteger(budget) && budget > 0) options.deadlineAt = Date.now() - reply.elapsedTime + budget
-  return options
+  /** How every upstream client behaves (config section `upstreams`). */
+  policy: UpstreamPolicy
 }
 
 /** The client options the configured policy stands for (windows and backoff keep the client's defaults). */
@@ -69,8 +42,10 @@ export function clientOptions (policy: UpstreamPolicy): Omit<ResilientClientOpti
 
 const STATE_VALUE: Record<CircuitState, number> = { closed: 0, 'half-open': 1, open: 2 }
 
-export default fp<UpstreamsPluginOptions>(async function upstreams (fastify, opts) {
-  const registers = [fastify.metrics]
+type UpstreamSeries = Required<ResilientClientObserver>
+
+/** The upstream metrics, and for each upstream an observer writing to its own series. */
+function upstreamMetrics (registers: Registry[]): (name: string) => UpstreamSeries {
   const labelNames = ['upstream'] as const
   const attempts = new Counter({ name: 'upstream_attempts_total', help: 'Requests sent to an upstream, retries included', labelNames, registers })
   const retries = new Counter({ name: 'upstream_retries_total', help: 'Retries sent to an upstream', labelNames, registers })
@@ -86,12 +61,7 @@ export default fp<UpstreamsPluginOptions>(async function upstreams (fastify, opt
   })
   const circuitState = new Gauge({ name: 'upstream_circuit_state', help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open', labelNames, registers })
 
-  const configured: Record<keyof Upstreams, string | undefined> = { quotes: opts.upstreams.quotesUrl }
-  const policy = clientOptions(opts.upstreams.policy)
-  const clients: Upstreams = {}
-
-  for (const [name, baseUrl] of Object.entries(configured) as Array<[keyof Upstreams, string | undefined]>) {
-    if (baseUrl === undefined) continue
+  return (name) => {
     const label = { upstream: name }
     // Children bound once: no label lookup per call.
     const attempt = attempts.labels(label)
@@ -101,33 +71,56 @@ export default fp<UpstreamsPluginOptions>(async function upstreams (fastify, opt
     // Every series exists from the start, so dashboards and alerts see 0 rather than nothing.
     for (const counter of [attempt, retry, budgetExhausted]) counter.inc(0)
     state.set(0)
+    return {
+      attempt: () => attempt.inc(),
+      retry: () => retry.inc(),
+      retryBudgetExhausted: () => budgetExhausted.inc(),
+      outcome: (outcome, seconds) => calls.observe({ upstream: name, outcome }, seconds),
+      circuitStateChange: (next) => state.set(STATE_VALUE[next])
+    }
+  }
+}
+
+function logStateChange (log: FastifyBaseLogger, state: CircuitState, client: ResilientClient): void {
+  if (state === 'open') log.warn({ state, retryAfterMs: client.circuitState().retryAfterMs }, 'upstream circuit opened: calls fail fast')
+  else log.info({ state }, state === 'closed' ? 'upstream circuit closed' : 'upstream circuit half-open: one probe may go through')
+}
+
+function readiness (client: ResilientClient): CheckResult {
+  const { state, retryAfterMs } = client.circuitState()
+  if (state === 'closed') return { status: 'ok' }
+  return { status: 'degraded', detail: state === 'open' ? `circuit open; next probe in ${Math.ceil(retryAfterMs / 1000)} s` : 'circuit half-open; probing' }
+}
+
+export default fp<UpstreamsPluginOptions>(async function upstreams (fastify, opts) {
+  const seriesFor = upstreamMetrics([fastify.metrics])
+  const policy = clientOptions(opts.policy)
+  const clients: Record<string, ResilientClient> = {}
+
+  function addUpstream (name: string, baseUrl: string): ResilientClient {
+    if (Object.hasOwn(clients, name)) throw new Error(`upstream "${name}" is already added`)
+    const series = seriesFor(name)
     const log = fastify.log.child({ upstream: name })
-    const client = createResilientClient({
+    const client: ResilientClient = createResilientClient({
       name,
       baseUrl,
       ...policy,
       observer: {
-        attempt: () => attempt.inc(),
-        retry: () => retry.inc(),
-        retryBudgetExhausted: () => budgetExhausted.inc(),
-        outcome: (outcome, seconds) => calls.observe({ upstream: name, outcome }, seconds),
-        circuitStateChange (next) {
-          state.set(STATE_VALUE[next])
-          if (next === 'open') log.warn({ state: next, retryAfterMs: client.circuitState().retryAfterMs }, 'upstream circuit opened: calls fail fast')
-          else log.info({ state: next }, next === 'closed' ? 'upstream circuit closed' : 'upstream circuit half-open: one probe may go through')
+        ...series,
+        circuitStateChange (state) {
+          series.circuitStateChange(state)
+          logStateChange(log, state, client)
         }
       }
     })
     clients[name] = client
-    fastify.health.addCheck(`upstream:${name}`, () => {
-      const { state, retryAfterMs } = client.circuitState()
-      if (state === 'closed') return { status: 'ok' }
-      return { status: 'degraded', detail: state === 'open' ? `circuit open; next probe in ${Math.ceil(retryAfterMs / 1000)} s` : 'circuit half-open; probing' }
-    }, { required: false })
+    fastify.health.addCheck(`upstream:${name}`, () => readiness(client), { required: false })
+    return client
   }
 
-  fastify.decorate('upstreams', clients)
+  fastify.decorate('upstreams', clients satisfies Upstreams)
+  fastify.decorate('addUpstream', addUpstream)
   fastify.addHook('onClose', async () => {
-    await Promise.all(Object.values(clients).map((client: ResilientClient) => client.close()))
+    await Promise.all(Object.values(clients).map((client) => client.close()))
   })
 }, { name: 'keel-upstreams', dependencies: ['keel-metrics', 'keel-health'] })

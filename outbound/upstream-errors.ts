@@ -33,7 +33,7 @@ export type RetryStop = typeof RetryStop[keyof typeof RetryStop]
 
 export class UpstreamError extends Error {
   readonly code: UpstreamErrorCode
-  /** The client's name (`quotes`), never its URL. */
+  /** The client's name (`payments`), never its URL. */
   readonly upstream: string
   /** Upstream requests this call sent (0 when it was refused before reaching the upstream). */
   attempts = 0
@@ -125,7 +125,7 @@ export class UpstreamAbortedError extends UpstreamError {
 const retryAfterHeader = (ms: number): Record<string, string> => ({ 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) })
 
 /**
- * The response Keel gives when a call to `service` (a public name such as "the quote service")
+ * The response Keel gives when a call to `service` (a public name such as "the payment service")
  * failed: 503 + Retry-After when the breaker or bulkhead refused it, 504 when the deadline ran out,
  * 502 otherwise. Non-upstream errors are returned unchanged (they are bugs, answered as 500).
  */

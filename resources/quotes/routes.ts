@@ -1,13 +1,27 @@
 // GET /api/v1/quotes/:symbol — the example of a route that calls an upstream: it asks
 // `${UPSTREAM_QUOTES_URL}/quotes/:symbol` through the resilient client and answers 502 when the
 // upstream fails (after retries), 503 + Retry-After when its breaker is open (without calling it),
-// 504 when the deadline runs out. Public: a quote is not user data (the contract names no scope).
+// 504 when the deadline runs out. Public: a quote is not user data.
+// Self-contained: it declares and adds its own upstream client (`quotes`) when a URL is given.
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { AppError, ErrorCode, notFound } from '../../core/errors.ts'
 import { UpstreamHttpError, upstreamFailure } from '../../outbound/upstream-errors.ts'
-import { DEADLINE_HEADER, callOptionsFor } from '../../outbound/plugin.ts'
+import { DEADLINE_HEADER, callOptionsFor } from '../../outbound/call-options.ts'
+import type { ResilientClient } from '../../outbound/resilient-client.ts'
+
+declare module '../../outbound/upstreams.ts' {
+  interface Upstreams {
+    /** Absent when UPSTREAM_QUOTES_URL is not set. */
+    quotes?: ResilientClient
+  }
+}
+
+export interface QuotesOptions {
+  /** The quote service's base URL (UPSTREAM_QUOTES_URL); without it the route answers 503. */
+  baseUrl?: string
+}
 
 // What the upstream must answer, checked on arrival, and what we answer: only these fields leave.
 const Quote = Type.Object({
@@ -27,7 +41,9 @@ const Headers = Type.Object({
 
 const SERVICE = 'the quote service'
 
-const quotesRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+const quotesRoutes: FastifyPluginAsyncTypebox<QuotesOptions> = async (fastify, opts) => {
+  if (opts.baseUrl !== undefined) fastify.addUpstream('quotes', opts.baseUrl)
+
   fastify.get('/api/v1/quotes/:symbol', {
     // A live price: never cached.
     config: { auth: false, cache: { noStore: true } },

@@ -1,9 +1,10 @@
 // A fault-injecting upstream for tests and demos: a real node:http server on 127.0.0.1 that answers
 // each request from a script (200, 5xx, 503 + Retry-After, 429, slow headers, slow body, connection
-// reset, invalid JSON), counts requests and records their headers and arrival times.
+// reset, invalid JSON), counts requests and records their headers, arrival times and whether the
+// caller abandoned them. Beside it, an upstream that is not HTTP at all (a raw TCP server answering garbage).
 
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 
@@ -46,6 +47,8 @@ export interface RecordedRequest {
   headers: IncomingHttpHeaders
   /** performance.now() at arrival. */
   at: number
+  /** The caller closed the connection before the answer was complete (e.g. it aborted the call). */
+  abandoned: boolean
 }
 
 export interface FaultUpstream {
@@ -58,6 +61,8 @@ export interface FaultUpstream {
   otherwise: (fault: Fault) => void
   /** Resolves once `n` requests in total have arrived; rejects after `timeoutMs`. */
   waitForRequests: (n: number, timeoutMs?: number) => Promise<void>
+  /** Resolves once `n` requests have been abandoned by the caller; rejects after `timeoutMs`. */
+  waitForAbandoned: (n: number, timeoutMs?: number) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -68,7 +73,8 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   let fallback = otherwise
   const requests: RecordedRequest[] = []
   const timers = new Set<NodeJS.Timeout>()
-  const arrivals: Array<() => void> = []
+  // Waiters for the next arrival or abandonment.
+  const changes: Array<() => void> = []
 
   function later (ms: number, fn: () => void): void {
     const timer = setTimeout(() => {
@@ -113,9 +119,14 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   }
 
   const server = createServer((req, res) => {
-    const request: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, at: performance.now() }
+    const request: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, at: performance.now(), abandoned: false }
     requests.push(request)
-    for (const notify of arrivals.splice(0)) notify()
+    res.on('close', () => {
+      if (res.writableFinished) return
+      request.abandoned = true
+      for (const notify of changes.splice(0)) notify()
+    })
+    for (const notify of changes.splice(0)) notify()
     // Drain the request body before answering, so every fault is about the response.
     req.resume()
     req.on('end', () => answer(queue.shift() ?? fallback, req, res, request))
@@ -123,6 +134,19 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
+
+  /** Resolves once `count()` reaches `n`, re-checked on every arrival or abandonment; rejects after `timeoutMs`. */
+  async function waitUntil (count: () => number, n: number, what: string, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs
+    while (count() < n) {
+      const left = deadline - performance.now()
+      if (left <= 0) throw new Error(`fault upstream saw ${count()} ${what}, expected ${n}`)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left)
+        changes.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
 
   let closed = false
   async function close (): Promise<void> {
@@ -141,17 +165,46 @@ export async function startFaultUpstream (t: Teardown, otherwise: Fault = fault.
     get count () { return requests.length },
     script: (...faults) => { queue.push(...faults) },
     otherwise: (f) => { fallback = f },
-    async waitForRequests (n, timeoutMs = 5000) {
-      const deadline = performance.now() + timeoutMs
-      while (requests.length < n) {
-        const left = deadline - performance.now()
-        if (left <= 0) throw new Error(`fault upstream saw ${requests.length} requests, expected ${n}`)
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left)
-          arrivals.push(() => { clearTimeout(timer); resolve() })
-        })
-      }
-    },
+    waitForRequests: (n, timeoutMs = 5000) => waitUntil(() => requests.length, n, 'requests', timeoutMs),
+    waitForAbandoned: (n, timeoutMs = 5000) => waitUntil(() => requests.filter((r) => r.abandoned).length, n, 'abandoned requests', timeoutMs),
     close
   }
+}
+
+export interface NonHttpUpstream {
+  url: string
+  /** Connections that sent something and got the garbage back. */
+  readonly count: number
+  close: () => Promise<void>
+}
+
+/**
+ * A raw TCP server on 127.0.0.1 that answers whatever arrives with bytes that are not HTTP (an SSH
+ * banner by default, as when an upstream URL points at the wrong port), then closes the connection.
+ */
+export async function startNonHttpUpstream (t: Teardown, reply = 'SSH-2.0-OpenSSH_9.6\r\nProtocol mismatch.\r\n'): Promise<NonHttpUpstream> {
+  let count = 0
+  const sockets = new Set<Socket>()
+  const server = createTcpServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    socket.once('data', () => {
+      count++
+      socket.end(reply)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  let closed = false
+  async function close (): Promise<void> {
+    if (closed) return
+    closed = true
+    for (const socket of sockets) socket.destroy()
+    server.close()
+    await once(server, 'close')
+  }
+  t.teardown(close)
+  return { url: `http://127.0.0.1:${port}`, get count () { return count }, close }
 }

@@ -11,7 +11,7 @@ import {
   BulkheadFullError, CircuitOpenError, UpstreamAbortedError, UpstreamConnectionError, UpstreamError, UpstreamHttpError,
   UpstreamResponseInvalidError, UpstreamTimeoutError
 } from '../../outbound/upstream-errors.ts'
-import { fault, startFaultUpstream, type Fault } from '../helpers/fault-upstream.ts'
+import { fault, startFaultUpstream, startNonHttpUpstream, type Fault } from '../helpers/fault-upstream.ts'
 
 // Timers fire late on a busy machine, never early: generous above, tight below.
 const LATE_MS = 200
@@ -308,6 +308,27 @@ t.test('invalid JSON, a body of the wrong shape and an oversized body are typed 
   t.equal(upstream.count, 3)
 })
 
+t.test('an upstream that answers something other than HTTP is a typed invalid response, counted against it by the breaker', async (t) => {
+  const upstream = await startNonHttpUpstream(t)
+  const states: string[] = []
+  const client = createResilientClient({
+    name: 'garbage',
+    baseUrl: upstream.url,
+    maxRetries: 0,
+    breaker: { errorThresholdPercentage: 50, volumeThreshold: 2, resetTimeoutMs: 10_000, rollingWindowMs: 10_000 },
+    observer: { circuitStateChange: (state) => { states.push(state) } }
+  })
+  t.teardown(() => client.close())
+  for (let i = 0; i < 2; i++) {
+    const err = await client.getJson('/quotes/ACME', Quote).catch((e: unknown) => e)
+    t.ok(err instanceof UpstreamResponseInvalidError, String(err))
+    t.match(err, { code: 'UPSTREAM_RESPONSE_INVALID', attempts: 1 })
+  }
+  t.equal(upstream.count, 2)
+  t.equal(client.circuitState().state, 'open', 'two failures out of two opened the breaker')
+  t.same(states, ['open'])
+})
+
 t.test('x-request-id, traceparent and tracestate reach the upstream; each attempt is a new span of the same trace', async (t) => {
   const { upstream, client } = await setup(t)
   upstream.script(fault.unavailable(), fault.ok())
@@ -323,6 +344,20 @@ t.test('x-request-id, traceparent and tracestate reach the upstream; each attemp
 
   await client.getJson('/quotes/ACME', Quote)
   t.match(upstream.requests[2]!.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'a new trace when none came in')
+})
+
+t.test('tracestate: an oversized inbound tracestate is not forwarded as is, and none travels without a valid traceparent', async (t) => {
+  const { upstream, client } = await setup(t)
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  await client.getJson('/quotes/ACME', Quote, { traceparent, tracestate: 'x'.repeat(15_000) })
+  t.equal(upstream.requests[0]!.headers.tracestate, undefined, 'a 15 KB tracestate is dropped')
+  const many = Array.from({ length: 20 }, (_, i) => `k${i}=${'v'.repeat(100)}`).join(',')
+  await client.getJson('/quotes/ACME', Quote, { traceparent, tracestate: many })
+  const forwarded = String(upstream.requests[1]!.headers.tracestate ?? '')
+  t.ok(forwarded.length > 0 && forwarded.length <= 512, `forwarded ${forwarded.length} of ${many.length} characters`)
+  t.ok(many.startsWith(forwarded), 'the leftmost (most recent) members are kept')
+  await client.getJson('/quotes/ACME', Quote, { tracestate: 'k=v' })
+  t.equal(upstream.requests[2]!.headers.tracestate, undefined, 'a new trace starts without the inbound state')
 })
 
 t.test('the bulkhead queues calls beyond its capacity and refuses calls beyond its queue', async (t) => {

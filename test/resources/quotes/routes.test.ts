@@ -4,9 +4,11 @@
 
 import t, { type Test } from 'tap'
 import { performance } from 'node:perf_hooks'
-import { build } from '../../helpers/app.ts'
+import { request as httpRequest } from 'node:http'
+import { connect as http2Connect, constants as h2 } from 'node:http2'
+import { build, listen } from '../../helpers/app.ts'
 import type { App } from '../../../app.ts'
-import { fault, startFaultUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
+import { fault, startFaultUpstream, startNonHttpUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
 
 // Timers fire late on a busy machine, never early: generous above, tight below.
 const LATE_MS = 200
@@ -83,6 +85,17 @@ t.test('connection reset, slow body and invalid JSON each answer 502 problem+jso
   t.equal(upstream.count, 3)
 })
 
+t.test('an upstream answering something other than HTTP is a 502 problem+json and counts against its breaker', async (t) => {
+  const garbage = await startNonHttpUpstream(t)
+  const { app } = await build(t, {
+    UPSTREAM_QUOTES_URL: garbage.url, UPSTREAM_MAX_RETRIES: '0', UPSTREAM_BREAKER_VOLUME: '2', UPSTREAM_BREAKER_ERROR_PERCENT: '50'
+  })
+  for (let i = 0; i < 2; i++) assertProblem(t, await app.inject('/api/v1/quotes/ACME'), 502, 'BAD_GATEWAY')
+  t.equal(garbage.count, 2)
+  assertProblem(t, await app.inject('/api/v1/quotes/ACME'), 503, 'SERVICE_UNAVAILABLE')
+  t.equal(garbage.count, 2, 'the open breaker kept the third call away from it')
+})
+
 t.test('an upstream slower than the deadline is a 504 at the deadline', async (t) => {
   const { app, upstream } = await quotesApp(t, { UPSTREAM_TIMEOUT_MS: '400' })
   await warmUp(app, upstream)
@@ -106,6 +119,42 @@ t.test('the inbound x-request-timeout-ms caps the outbound deadline and is passe
   t.ok(elapsed >= 395 && elapsed <= 400 + LATE_MS, `answered after ${elapsed.toFixed(0)} ms (inbound budget 400, client timeout 5000)`)
   const left = Number(upstream.requests[1]!.headers['x-request-timeout-ms'])
   t.ok(left > 0 && left <= 400, `the upstream was told ${left} ms`)
+})
+
+// A hanging upstream, one slot and no queue: while the abandoned call held its slot, the next call would be refused (503).
+const ONE_SLOT = { UPSTREAM_MAX_CONCURRENCY: '1', UPSTREAM_MAX_QUEUE: '0', UPSTREAM_TIMEOUT_MS: '5000', UPSTREAM_HEADERS_TIMEOUT_MS: '5000' }
+
+async function assertSlotFreed (t: Test, app: App, upstream: FaultUpstream): Promise<void> {
+  await upstream.waitForAbandoned(1, 2000)
+  upstream.otherwise(fault.ok())
+  const next = await app.inject('/api/v1/quotes/NEXT')
+  t.equal(next.statusCode, 200, 'the next call got the only slot at once')
+  t.match((await app.inject('/metrics')).body, /upstream_call_duration_seconds_count\{upstream="quotes",outcome="aborted"\} 1/)
+}
+
+t.test('a client that goes away mid-call (HTTP/1.1) cancels the upstream call and frees its slot at once', async (t) => {
+  const upstream = await startFaultUpstream(t, fault.slowHeaders(5000))
+  const { app, url } = await listen(t, { TLS: 'off', UPSTREAM_QUOTES_URL: upstream.url, ...ONE_SLOT })
+  const req = httpRequest(`${url}/api/v1/quotes/GONE`)
+  req.on('error', () => {})
+  req.end()
+  await upstream.waitForRequests(1)
+  req.destroy()
+  await assertSlotFreed(t, app, upstream)
+})
+
+t.test('a client that cancels its HTTP/2 stream mid-call cancels the upstream call and frees its slot at once', async (t) => {
+  const upstream = await startFaultUpstream(t, fault.slowHeaders(5000))
+  const { app, url, ca } = await listen(t, { UPSTREAM_QUOTES_URL: upstream.url, ...ONE_SLOT })
+  const session = http2Connect(url, { ca })
+  t.teardown(() => session.destroy())
+  session.on('error', () => {})
+  const stream = session.request({ ':path': '/api/v1/quotes/GONE' })
+  stream.on('error', () => {})
+  stream.end()
+  await upstream.waitForRequests(1)
+  stream.close(h2.NGHTTP2_CANCEL)
+  await assertSlotFreed(t, app, upstream)
 })
 
 t.test('a malformed x-request-timeout-ms is a 400', async (t) => {
