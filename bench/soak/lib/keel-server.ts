@@ -51,10 +51,12 @@ export interface KeelServer {
 }
 
 // Sensible for a soak: the default keeps Redis, upstreams and shedding as `npm start` has them, but the
-// per-IP rate limit (every client here is 127.0.0.1) would answer 429 to the load instead of measuring it.
+// per-IP rate limit and connection cap (every client here is 127.0.0.1) would refuse the load instead
+// of measuring it.
 const SOAK_DEFAULTS: Record<string, string> = {
   NODE_ENV: 'production',
-  RATE_LIMIT_MAX: '1000000'
+  RATE_LIMIT_MAX: '1000000',
+  MAX_CONNECTIONS_PER_IP: '0'
 }
 
 const live = new Set<KeelServer>()
