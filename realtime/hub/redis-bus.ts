@@ -114,119 +114,168 @@ function packetOf (room: string, [id, fields]: StreamEntry): { packet: HubPacket
   return { packet: { target: 'room', to: room, event: field('e'), seq: Number.parseInt(id, 10), text: field('p') }, at: Number(field('t')) }
 }
 
-export function createRedisBus (options: RedisBusOptions): HubBus {
-  const { redis, subscriber, instanceId, historySize, historyMaxAgeMs, dedupWindowMs, onError } = options
-  const prefix = options.keyPrefix ?? 'keel:hub:'
-  const now = options.now ?? Date.now
-  const directChannel = `${prefix}direct`
-  const roomChannel = (room: string) => `${prefix}room:${room}`
-  const seqKey = (room: string) => `${prefix}seq:${room}`
-  const historyKey = (room: string) => `${prefix}history:${room}`
-  const index = historyIndexKeys(prefix)
-  const bounds = options.historyBounds ?? DEFAULT_HISTORY_BOUNDS
-  const dropped = options.onHistoryDropped ?? (() => {})
-
-  redis.defineCommand('keelPublish', { numberOfKeys: 6, lua: PUBLISH_SCRIPT })
-  redis.defineCommand('keelSince', { numberOfKeys: 2, lua: SINCE_SCRIPT })
-  redis.defineCommand('keelRaise', { numberOfKeys: 1, lua: RAISE_SCRIPT })
-  const scripts = redis as unknown as ScriptedRedis
-
-  /** The last seq delivered on this instance, per room: a packet at or below it is a duplicate. */
-  const known = new LruMap<string, number>(KNOWN_ROOMS)
-  /** Rooms numbered here while Redis was down, with the last such seq: the counters to raise on reconnect. */
-  const numberedLocally = new Map<string, number>()
-  const localDedup = new DedupWindow(dedupWindowMs)
-  const watched = new Set<string>()
-  let deliver: (packet: HubPacket) => void = () => {}
-  let closed = false
-  let outage = false
-
-  function receive (packet: HubPacket): void {
-    if (packet.seq !== undefined) {
-      if (packet.seq <= (known.get(packet.to) ?? 0)) return
-      known.set(packet.to, packet.seq)
-    }
-    deliver(packet)
+/** Redis key and channel names of one hub (all under one prefix). */
+class HubKeys {
+  readonly prefix: string
+  readonly directChannel: string
+  readonly index: ReturnType<typeof historyIndexKeys>
+  constructor (prefix: string) {
+    this.prefix = prefix
+    this.directChannel = `${prefix}direct`
+    this.index = historyIndexKeys(prefix)
   }
 
-  subscriber.on('message', (channel: string, message: string) => {
+  roomChannel (room: string): string { return `${this.prefix}room:${room}` }
+  seq (room: string): string { return `${this.prefix}seq:${room}` }
+  history (room: string): string { return `${this.prefix}history:${room}` }
+  dedup (key: string): string { return `${this.prefix}dedup:${key}` }
+}
+
+/** The bus as a small class: its state is the per-room bookkeeping below, its methods the HubBus seam. */
+class RedisBus implements HubBus {
+  readonly #options: RedisBusOptions
+  readonly #keys: HubKeys
+  readonly #scripts: ScriptedRedis
+  readonly #now: () => number
+  readonly #bounds: HistoryBounds
+  readonly #dropped: HistoryDropped
+  /** The last seq delivered on this instance, per room: a packet at or below it is a duplicate. */
+  readonly #known = new LruMap<string, number>(KNOWN_ROOMS)
+  /** Rooms numbered here while Redis was down, with the last such seq: the counters to raise on reconnect. */
+  readonly #numberedLocally = new Map<string, number>()
+  readonly #localDedup: DedupWindow
+  readonly #watched = new Set<string>()
+  #deliver: (packet: HubPacket) => void = () => {}
+  #closed = false
+  #outage = false
+
+  constructor (options: RedisBusOptions) {
+    this.#options = options
+    this.#keys = new HubKeys(options.keyPrefix ?? 'keel:hub:')
+    this.#now = options.now ?? Date.now
+    this.#bounds = options.historyBounds ?? DEFAULT_HISTORY_BOUNDS
+    this.#dropped = options.onHistoryDropped ?? (() => {})
+    this.#localDedup = new DedupWindow(options.dedupWindowMs)
+    const { redis } = options
+    redis.defineCommand('keelPublish', { numberOfKeys: 6, lua: PUBLISH_SCRIPT })
+    redis.defineCommand('keelSince', { numberOfKeys: 2, lua: SINCE_SCRIPT })
+    redis.defineCommand('keelRaise', { numberOfKeys: 1, lua: RAISE_SCRIPT })
+    this.#scripts = redis as unknown as ScriptedRedis
+    this.#listen()
+  }
+
+  /** Connection events: an outage starts on error/close; both connections ready again → resync. */
+  #listen (): void {
+    const { redis, subscriber, onError } = this.#options
+    const resyncFailed = (err: unknown) => onError(err, 'resynchronizing with Redis')
+    subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    redis.on('error', () => { this.#outage = true })
+    redis.on('close', () => { this.#outage = true })
+    redis.on('ready', () => { if (subscriber.status === 'ready') this.#resync().catch(resyncFailed) })
+    subscriber.on('error', () => {})
+    subscriber.on('close', () => { this.#outage = true })
+    subscriber.on('ready', () => {
+      this.#subscribe([this.#keys.directChannel, ...[...this.#watched].map((room) => this.#keys.roomChannel(room))])
+        .then(async () => { if (redis.status === 'ready') await this.#resync() })
+        .catch(resyncFailed)
+    })
+  }
+
+  #onMessage (channel: string, message: string): void {
     // The subscriber connection is shared: other users' channels are theirs to read.
-    if (!channel.startsWith(prefix)) return
+    if (!channel.startsWith(this.#keys.prefix)) return
     let packet: HubPacket | undefined
     try {
       packet = parseMessage(message)
     } catch (err) {
-      onError(err, 'reading a hub message from Redis')
+      this.#options.onError(err, 'reading a hub message from Redis')
     }
-    if (packet !== undefined) receive(packet)
-  })
+    if (packet !== undefined) this.#receive(packet)
+  }
+
+  #receive (packet: HubPacket): void {
+    if (packet.seq !== undefined) {
+      if (packet.seq <= (this.#known.get(packet.to) ?? 0)) return
+      this.#known.set(packet.to, packet.seq)
+    }
+    this.#deliver(packet)
+  }
 
   /** Redis is unreachable: this instance's members still get the packet, numbered after what was seen here. */
-  function publishLocally (draft: PacketDraft): number | undefined {
+  #publishLocally (draft: PacketDraft): number | undefined {
     if (!draft.sequenced) {
-      receive({ target: draft.target, to: draft.to, except: draft.except, event: draft.event, text: draft.text })
+      this.#receive({ target: draft.target, to: draft.to, except: draft.except, event: draft.event, text: draft.text })
       return undefined
     }
-    const seq = (known.get(draft.to) ?? 0) + 1
-    if (watched.has(draft.to)) numberedLocally.set(draft.to, seq)
-    receive({ target: 'room', to: draft.to, except: draft.except, event: draft.event, seq, text: withSeq(draft.text, seq) })
+    const seq = (this.#known.get(draft.to) ?? 0) + 1
+    if (this.#watched.has(draft.to)) this.#numberedLocally.set(draft.to, seq)
+    this.#receive({ target: 'room', to: draft.to, except: draft.except, event: draft.event, seq, text: withSeq(draft.text, seq) })
     return seq
   }
 
-  async function publishRemotely (draft: PacketDraft): Promise<number | undefined> {
-    const channel = draft.target === 'room' ? roomChannel(draft.to) : directChannel
+  async #publishRemotely (draft: PacketDraft): Promise<number | undefined> {
+    const { redis, historySize, historyMaxAgeMs, dedupWindowMs, instanceId } = this.#options
+    const keys = this.#keys
+    const channel = draft.target === 'room' ? keys.roomChannel(draft.to) : keys.directChannel
     const head = headerPrefix(instanceId, draft)
     if (!draft.sequenced) {
       await redis.publish(channel, `${head}null]\n${draft.text}`)
       return undefined
     }
-    const dedupKey = draft.dedupKey === undefined ? seqKey(draft.to) : `${prefix}dedup:${draft.dedupKey}`
-    const kept = historySize > 0 && fitsHistory(draft.text, bounds.maxMessageBytes)
-    const [seq, evicted] = await scripts.keelPublish(seqKey(draft.to), historyKey(draft.to), dedupKey, index.rooms, index.sizes, index.total,
-      channel, head, draft.text, kept ? historySize : 0, now(), historyMaxAgeMs, draft.dedupKey === undefined ? 0 : dedupWindowMs, SEQ_TTL_MS, draft.event,
-      draft.to, historyKey(''), bounds.maxRooms, bounds.maxBytes)
-    if (evicted > 0) dropped('room', evicted)
+    const dedupKey = draft.dedupKey === undefined ? keys.seq(draft.to) : keys.dedup(draft.dedupKey)
+    const kept = historySize > 0 && fitsHistory(draft.text, this.#bounds.maxMessageBytes)
+    const [seq, evicted] = await this.#scripts.keelPublish(keys.seq(draft.to), keys.history(draft.to), dedupKey,
+      keys.index.rooms, keys.index.sizes, keys.index.total,
+      channel, head, draft.text, kept ? historySize : 0, this.#now(), historyMaxAgeMs,
+      draft.dedupKey === undefined ? 0 : dedupWindowMs, SEQ_TTL_MS, draft.event,
+      draft.to, keys.history(''), this.#bounds.maxRooms, this.#bounds.maxBytes)
+    if (evicted > 0) this.#dropped('room', evicted)
     // A repeat (-1) published nothing; a new message over the size limit was delivered, not kept.
-    if (evicted >= 0 && historySize > 0 && !kept) dropped('message', 1)
+    if (evicted >= 0 && historySize > 0 && !kept) this.#dropped('message', 1)
     return seq
   }
 
-  async function publish (draft: PacketDraft): Promise<number | undefined> {
-    if (!outage && redis.status === 'ready') {
+  async publish (draft: PacketDraft): Promise<number | undefined> {
+    const { redis, onError } = this.#options
+    if (!this.#outage && redis.status === 'ready') {
       try {
-        return await publishRemotely(draft)
+        return await this.#publishRemotely(draft)
       } catch (err) {
         onError(err, 'publishing to Redis')
       }
     } else {
       onError(new Error(`Redis connection is ${redis.status}`), 'publishing to Redis')
     }
-    return await localDedup.once(draft.dedupKey, () => publishLocally(draft))
+    return await this.#localDedup.once(draft.dedupKey, () => this.#publishLocally(draft))
   }
 
-  async function since (room: string, seq: number): Promise<HubPacket[] | undefined> {
-    if (historySize === 0) return seq === await lastSeq(room) ? [] : undefined
-    const [last, entries] = await scripts.keelSince(seqKey(room), historyKey(room), seq, historySize)
+  async since (room: string, seq: number): Promise<HubPacket[] | undefined> {
+    const { historySize, historyMaxAgeMs } = this.#options
+    if (historySize === 0) return seq === await this.lastSeq(room) ? [] : undefined
+    const [last, entries] = await this.#scripts.keelSince(this.#keys.seq(room), this.#keys.history(room), seq, historySize)
     if (seq === last) return []
     if (entries === null || entries.length !== last - seq) return undefined
-    const oldest = now() - historyMaxAgeMs
+    const oldest = this.#now() - historyMaxAgeMs
     const packets = entries.map((entry) => packetOf(room, entry))
     // Contiguous from seq + 1 (nothing numbered during an outage is missing) and young enough.
     if (packets[0]!.at < oldest || packets.some(({ packet }, i) => packet.seq !== seq + 1 + i)) return undefined
     return packets.map(({ packet }) => packet)
   }
 
-  async function lastSeq (room: string): Promise<number> {
-    if (redis.status !== 'ready') return known.get(room) ?? 0
+  async lastSeq (room: string): Promise<number> {
+    const { redis, onError } = this.#options
+    const seen = this.#known.get(room) ?? 0
+    if (redis.status !== 'ready') return seen
     try {
-      return Math.max(Number(await redis.get(seqKey(room)) ?? 0), known.get(room) ?? 0)
+      return Math.max(Number(await redis.get(this.#keys.seq(room)) ?? 0), seen)
     } catch (err) {
       onError(err, 'reading a room seq from Redis')
-      return known.get(room) ?? 0
+      return seen
     }
   }
 
-  async function subscribe (channels: string[]): Promise<void> {
+  async #subscribe (channels: string[]): Promise<void> {
+    const { subscriber, onError } = this.#options
     if (channels.length === 0 || subscriber.status !== 'ready') return
     try {
       await subscriber.subscribe(...channels)
@@ -236,59 +285,56 @@ export function createRedisBus (options: RedisBusOptions): HubBus {
   }
 
   /** After an outage: raise counters past local numbering, renew subscriptions, fetch what was missed. */
-  async function resync (): Promise<void> {
-    for (const [room, seq] of numberedLocally) {
+  async #resync (): Promise<void> {
+    const { onError, historySize } = this.#options
+    for (const [room, seq] of this.#numberedLocally) {
       try {
-        await scripts.keelRaise(seqKey(room), seq, SEQ_TTL_MS)
-        numberedLocally.delete(room)
+        await this.#scripts.keelRaise(this.#keys.seq(room), seq, SEQ_TTL_MS)
+        this.#numberedLocally.delete(room)
       } catch (err) {
         onError(err, 'raising a room seq in Redis')
         return
       }
     }
-    outage = false
+    this.#outage = false
     if (historySize === 0) return
-    for (const room of watched) {
-      const last = known.get(room)
-      if (last === undefined) continue
-      try {
-        const missed = await since(room, last)
-        for (const packet of missed ?? []) receive(packet)
-        if (missed !== undefined && missed.length > 0) options.onGapFilled?.(room, missed.length)
-      } catch (err) {
-        onError(err, 'reading room history from Redis')
-      }
+    for (const room of this.#watched) await this.#fetchMissed(room)
+  }
+
+  async #fetchMissed (room: string): Promise<void> {
+    const last = this.#known.get(room)
+    if (last === undefined) return
+    try {
+      const missed = await this.since(room, last)
+      for (const packet of missed ?? []) this.#receive(packet)
+      if (missed !== undefined && missed.length > 0) this.#options.onGapFilled?.(room, missed.length)
+    } catch (err) {
+      this.#options.onError(err, 'reading room history from Redis')
     }
   }
 
-  redis.on('error', () => { outage = true })
-  redis.on('close', () => { outage = true })
-  redis.on('ready', () => { if (subscriber.status === 'ready') resync().catch((err: unknown) => onError(err, 'resynchronizing with Redis')) })
-  subscriber.on('error', () => {})
-  subscriber.on('close', () => { outage = true })
-  subscriber.on('ready', () => {
-    subscribe([directChannel, ...[...watched].map(roomChannel)])
-      .then(async () => { if (redis.status === 'ready') await resync() })
-      .catch((err: unknown) => onError(err, 'resynchronizing with Redis'))
-  })
-
-  return {
-    publish,
-    lastSeq,
-    since,
-    subscribe (fn) { deliver = fn },
-    async watch (room) {
-      watched.add(room)
-      await subscribe([roomChannel(room)])
-    },
-    unwatch (room) {
-      watched.delete(room)
-      if (closed || subscriber.status !== 'ready') return
-      subscriber.unsubscribe(roomChannel(room)).catch((err: unknown) => onError(err, 'unsubscribing from Redis'))
-    },
-    // The connections are the app's (core/redis.ts closes them with it).
-    async close () {
-      closed = true
-    }
+  subscribe (deliver: (packet: HubPacket) => void): void {
+    this.#deliver = deliver
   }
+
+  async watch (room: string): Promise<void> {
+    this.#watched.add(room)
+    await this.#subscribe([this.#keys.roomChannel(room)])
+  }
+
+  unwatch (room: string): void {
+    const { subscriber, onError } = this.#options
+    this.#watched.delete(room)
+    if (this.#closed || subscriber.status !== 'ready') return
+    subscriber.unsubscribe(this.#keys.roomChannel(room)).catch((err: unknown) => onError(err, 'unsubscribing from Redis'))
+  }
+
+  // The connections are the app's (core/redis.ts closes them with it).
+  async close (): Promise<void> {
+    this.#closed = true
+  }
+}
+
+export function createRedisBus (options: RedisBusOptions): HubBus {
+  return new RedisBus(options)
 }
