@@ -17,7 +17,6 @@ import health from './core/health.ts'
 import tlsRotation from './core/tls-rotation.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
-import itemsStore from './resources/items/store-plugin.ts'
 import securityHeaders from './edge/security-headers.ts'
 import cors from './edge/cors.ts'
 import loadShedding from './edge/load-shedding.ts'
@@ -26,15 +25,15 @@ import caching from './edge/caching.ts'
 import rateLimit from './edge/rate-limit.ts'
 import auth from './auth/plugin.ts'
 import docs, { DOCS_PREFIX } from './edge/docs.ts'
-import websocket from './realtime/plugin.ts'
+import realtime from './realtime/plugin.ts'
+import webSocketServer, { webSocketServerOptions } from './realtime/transports/ws-server.ts'
+import webSocketTransport from './realtime/transports/ws-route.ts'
+import sseTransport from './realtime/transports/sse-route.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
 import metricsRoutes from './core/metrics-route.ts'
 import quotesRoutes from './resources/quotes/routes.ts'
-import itemsRoutes from './resources/items/routes.ts'
-import wsRoutes from './realtime/transports/ws-route.ts'
-import sseRoutes from './realtime/transports/sse-route.ts'
-import { roomPolicies } from './realtime/protocol/rooms.ts'
+import items from './resources/items/index.ts'
 import './core/route-config.ts'
 
 export type App = FastifyInstance
@@ -144,7 +143,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(health)
   await typed.register(connections)
   await typed.register(domainEvents)
-  await typed.register(itemsStore, { databaseFile: config.databaseFile })
   if (tls !== undefined) await typed.register(tlsRotation, { files: tls.files, watchFiles: config.tls.watchFiles })
 
   // Edge policies, in the order a request meets them.
@@ -164,8 +162,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Authentication: verifies tokens and enforces each route's `config.auth`.
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
-  // Real-time: WebSocket hub and SSE.
-  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/realtime/protocol/events`, redisUrl: config.redisUrl })
+  // Real-time: the room hub and its API (admission, room policies, feeds), then its transports, /ws and /sse.
+  const streamOrigins = { allowedOrigins: config.cors.origins, tls: config.tls.enabled }
+  await typed.register(realtime, { ws: config.ws, redisUrl: config.redisUrl })
+  await typed.register(webSocketServer, webSocketServerOptions(config.ws))
+  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
+  await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
 
   // Upstream clients.
   await typed.register(upstreams, { upstreams: config.upstreams })
@@ -174,15 +176,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(healthRoutes)
   await typed.register(metricsRoutes)
   await typed.register(quotesRoutes)
-  await typed.register(itemsRoutes)
-  await typed.register(wsRoutes, { allowedOrigins: config.cors.origins, tls: config.tls.enabled })
-  await typed.register(sseRoutes, {
-    allowedOrigins: config.cors.origins,
-    tls: config.tls.enabled,
-    heartbeatMs: config.sse.heartbeatMs,
-    maxBufferedBytes: config.ws.maxBufferedBytes,
-    maxRooms: config.ws.maxRoomsPerConnection
-  })
+
+  // Resources: each registers its store, routes, rooms and real-time feed.
+  await typed.register(items, { databaseFile: config.databaseFile })
 
   return app
 }

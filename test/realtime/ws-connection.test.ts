@@ -6,6 +6,7 @@ import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
 import * as ws from 'ws'
 import type { RoomHub } from '../../realtime/hub/room-hub.ts'
 import { WsConnection, textFrame, type ConnectionPolicy } from '../../realtime/transports/ws-connection.ts'
@@ -32,7 +33,8 @@ t.test('textFrame is a FIN text frame, unmasked, for every payload length encodi
   }
 })
 
-const policy: ConnectionPolicy = { maxBufferedBytes: 1 << 20, messageRate: 100, messageBurst: 100, rateCloseAfter: 10, onSent: () => {}, onSlowConsumer: () => {} }
+// No app behind this connection: the write path never reaches it.
+const policy: ConnectionPolicy = { app: {} as FastifyInstance, maxBufferedBytes: 1 << 20, messageRate: 100, messageBurst: 100, rateCloseAfter: 10, onSent: () => {}, onSlowConsumer: () => {} }
 const user = { sub: 'user-1', scopes: [], exp: Math.floor(Date.now() / 1000) + 3600 }
 
 t.test('messages fanned out to one socket in the same tick leave in one write, in order with its own sends', async (t) => {
