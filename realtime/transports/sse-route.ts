@@ -1,7 +1,8 @@
 // The SSE transport, GET /sse?room=a&room=b (README "Server-sent events"): the same stream handshake
 // as /ws (handshake.ts: Origin, token — `?access_token=` for EventSource — and admission), each room's
 // join policy, then the rooms' sequenced messages as `text/event-stream` (sse-stream.ts), resuming from
-// `Last-Event-ID` out of the hub's history, with comment heartbeats; every stream ended on shutdown.
+// `Last-Event-ID` out of the hub's history, with comment heartbeats; ended at its token's expiry and on
+// shutdown.
 
 import type { OutgoingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
@@ -13,6 +14,7 @@ import { ROOM_NAME_PATTERN, type HubPacket } from '../hub/room-hub.ts'
 import { sseMetrics } from '../metrics.ts'
 import { streamHandshake, type HandshakeOptions } from './handshake.ts'
 import { PING, SseStream, streamEvent, type Cursor } from './sse-stream.ts'
+import { armExpiry } from './session.ts'
 
 export interface SseTransportOptions extends HandshakeOptions {
   sse: Config['sse']
@@ -112,6 +114,8 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
       streams.add(stream)
       metrics.open.inc()
       stream.write(RETRY)
+      // Ends with an `error` event at the token's exp, as a WebSocket closes with 4001.
+      armExpiry(stream)
 
       // Replay what the client missed, then go live (packets that arrived meanwhile were held back).
       const replayed: HubPacket[] = []

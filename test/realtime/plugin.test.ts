@@ -14,15 +14,7 @@ import { build, listen, listenOn, spawnServer, tempDir, waitListening } from '..
 import { h1request, h2request, h2session } from '../helpers/http.ts'
 import { nowSec, testToken } from '../helpers/tokens.ts'
 import { openSocket, upgradeStatus, type TestSocket } from '../helpers/ws.ts'
-
-/** Resolves when `condition` holds; fails the wait after `timeoutMs`. Polls on a short timer, bounded. */
-async function until (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { until } from '../helpers/until.ts'
 
 function rawSocketOf (socket: TestSocket): Socket {
   return (socket.ws as unknown as { _socket: Socket })._socket

@@ -4,8 +4,9 @@
 import t from 'tap'
 import { listen } from '../helpers/app.ts'
 import { isEvent, openSse } from '../helpers/sse.ts'
-import { testToken, tokenFixture } from '../helpers/tokens.ts'
+import { nowSec, testToken, tokenFixture } from '../helpers/tokens.ts'
 import { openSocket } from '../helpers/ws.ts'
+import { until } from '../helpers/until.ts'
 
 t.test('streams room messages as text/event-stream with id = the room seq, over HTTP/2 and HTTP/1.1', async (t) => {
   const server = await listen(t)
@@ -123,6 +124,18 @@ t.test('every token the HTTP API rejects is refused with 401, and every accepted
     t.equal(res.status, c.accepted ? 200 : 401, c.name)
     res.close()
   }
+})
+
+t.test('a stream ends at its token\'s exp with an error event saying why, as a WebSocket closes with 4001', async (t) => {
+  const server = await listen(t)
+  const token = testToken({ sub: 'short', exp: nowSec() + 2 })
+  const streams = await Promise.all([false, true].map(async (h1) => await openSse(t, server, { token, h1 })))
+  for (const sse of streams) {
+    await sse.next(isEvent('stream:ready'))
+    t.same(JSON.parse((await sse.next(isEvent('error'), 5000)).data!), { code: 'UNAUTHORIZED', message: 'access token expired' })
+    await sse.ended()
+  }
+  await until(() => server.app.roomHub.connectionsOf('short') === 0, 2000, 'the streams to leave the hub')
 })
 
 t.test('a comment heartbeat arrives on the configured interval', async (t) => {
