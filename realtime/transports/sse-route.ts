@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifySchema } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Config } from '../../core/config.ts'
 import { AppError, ErrorCode } from '../../core/errors.ts'
-import { ROOM_NAME_PATTERN, type HubPacket } from '../hub/room-hub.ts'
+import { ROOM_NAME_PATTERN } from '../hub/room-hub.ts'
 import { sseMetrics } from '../metrics.ts'
 import { streamHandshake, type HandshakeOptions } from './handshake.ts'
 import { PING, SseStream, streamEvent, type Cursor } from './sse-stream.ts'
@@ -43,6 +43,24 @@ function parseLastEventId (header: string, rooms: readonly string[]): Cursor {
     cursor.set(room, seq as number)
   }
   return cursor
+}
+
+/**
+ * Joins the rooms; a room the client resumes (`Last-Event-ID`) replays what it missed into the stream's
+ * held-back packets. Resolves with each resumed room's `recovered`: false when the history no longer
+ * reaches back or the id is ahead of the room (a restart without Redis) — the stream then carries on
+ * from the room's current seq, so live messages are never mistaken for ones already sent.
+ */
+async function joinAll (stream: SseStream, rooms: readonly string[], resume: Cursor | undefined): Promise<Record<string, boolean> | undefined> {
+  const recovered: Record<string, boolean> = {}
+  for (const room of rooms) {
+    const since = resume?.get(room)
+    const joined = await stream.join(room, { since })
+    if (since === undefined) continue
+    recovered[room] = joined.recovered === true
+    stream.cursor.set(room, joined.recovered === true ? since : joined.seq)
+  }
+  return resume === undefined ? undefined : recovered
 }
 
 const SseQuery = Type.Object({
@@ -94,8 +112,9 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
       })
       raw.on('error', () => {})
       hub.add(stream)
+      let recovered: Record<string, boolean> | undefined
       try {
-        for (const room of rooms) await stream.join(room)
+        recovered = await joinAll(stream, rooms, resume)
       } catch (err) {
         await stream.release()
         throw err
@@ -116,18 +135,9 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
       stream.write(RETRY)
       // Ends with an `error` event at the token's exp, as a WebSocket closes with 4001.
       armExpiry(stream)
-
-      // Replay what the client missed, then go live (packets that arrived meanwhile were held back).
-      const replayed: HubPacket[] = []
-      const recovered: Record<string, boolean> = {}
-      for (const [room, seq] of resume ?? []) {
-        stream.cursor.set(room, seq)
-        const missed = await hub.replay(room, seq)
-        recovered[room] = missed !== undefined
-        if (missed !== undefined) replayed.push(...missed)
-      }
-      stream.write(streamEvent('stream:ready', { rooms, ...(resume === undefined ? {} : { recovered }) }))
-      stream.startLive(replayed)
+      stream.write(streamEvent('stream:ready', { rooms, ...(recovered === undefined ? {} : { recovered }) }))
+      // What the client missed, then what arrived meanwhile (both held back until now), then live.
+      stream.startLive()
     }
   })
 }

@@ -78,9 +78,8 @@ export class SseStream extends HubSession {
     return this.#send(packet)
   }
 
-  /** Sends the replayed packets, then the live ones that arrived meanwhile; from now on, live. */
-  startLive (replayed: readonly HubPacket[]): void {
-    for (const packet of replayed) this.#send(packet)
+  /** Sends the packets held back so far (a replay first, then live ones), each once; from now on, live. */
+  startLive (): void {
     const pending = this.#pending ?? []
     this.#pending = undefined
     for (const packet of pending) this.#send(packet)

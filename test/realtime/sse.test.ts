@@ -78,6 +78,25 @@ t.test('a Last-Event-ID beyond the history says recovered: false; a malformed on
   t.match(JSON.parse(await bad.body()), { code: 'BAD_REQUEST', detail: /Last-Event-ID/ })
 })
 
+t.test('a Last-Event-ID beyond the room\'s seq (the server restarted without Redis) says recovered: false, and live messages still arrive', async (t) => {
+  const server = await listen(t)
+  const hub = server.app.roomHub
+  for (let n = 1; n <= 2; n++) await hub.publish('ahead', 'room:message', { n })
+  const sse = await openSse(t, server, { path: '/sse?room=ahead', headers: { 'last-event-id': '50' } })
+  t.match(JSON.parse((await sse.next(isEvent('stream:ready'))).data!), { recovered: { ahead: false } })
+  await hub.publish('ahead', 'room:message', { n: 3 })
+  const live = await sse.next(isEvent('room:message'))
+  t.equal(JSON.parse(live.data!).n, 3)
+  t.equal(live.id, '3', 'the id follows the room again')
+
+  const several = await openSse(t, server, { path: '/sse?room=ahead&room=behind', headers: { 'last-event-id': '{"ahead":50,"behind":0}' } })
+  t.match(JSON.parse((await several.next(isEvent('stream:ready'))).data!), { recovered: { ahead: false, behind: true } })
+  await hub.publish('ahead', 'room:message', { n: 4 })
+  const next = await several.next(isEvent('room:message'))
+  t.equal(JSON.parse(next.data!).n, 4)
+  t.same(JSON.parse(next.id!), { ahead: 4, behind: 0 })
+})
+
 t.test('never compressed, even when the client accepts br', async (t) => {
   const server = await listen(t)
   for (const h1 of [false, true]) {

@@ -135,6 +135,17 @@ for (const backend of backends) {
     })
   })
 
+  t.test(`room:join with a since beyond the room's seq (a restart without Redis) says recovered: false, and live messages still arrive (${backend.name})`, { skip: backend.skip }, async (t) => {
+    const server = await listen(t, await backend.env(t))
+    const alice = await openSocket(t, server, { sub: 'alice' })
+    const bob = await openSocket(t, server, { sub: 'bob' })
+    await alice.request('room:join', { room: 'ahead' })
+    for (let n = 1; n <= 2; n++) await alice.request('room:publish', { room: 'ahead', payload: n })
+    t.same((await bob.request('room:join', { room: 'ahead', since: 50 })).data, { room: 'ahead', joined: true, seq: 2, recovered: false })
+    await alice.request('room:publish', { room: 'ahead', payload: 3 })
+    t.match(await bob.next((m) => m.event === 'room:message'), { data: { payload: 3, seq: 3 } })
+  })
+
   t.test(`presence: join and leave pushes, and presence:list with user ids and counts (${backend.name})`, { skip: backend.skip }, async (t) => {
     const server = await listen(t, await backend.env(t))
     const alice = await openSocket(t, server, { sub: 'alice' })
