@@ -1,8 +1,11 @@
 // What every real-time session shares whatever its transport (a WebSocket connection, an SSE stream):
-// its membership in the hub (joins, and leaving every room once it has ended) and the end of its
-// access token's life. Each transport says how it delivers a packet and how it ends on expiry.
+// its membership in the hub and the end of its access token's life. A session that ends leaves the hub
+// only once its joins in flight have settled: a join that completed after the leave would make a client
+// that is gone a member again for good (its presence renewed, its rooms watched in Redis). Each
+// transport says how it delivers a packet and how it ends on expiry.
 
 import type { AuthUser } from '../../auth/access-token.ts'
+import { AppError, ErrorCode } from '../../core/errors.ts'
 import type { HubConnection, HubPacket, JoinOptions, JoinResult, RoomHub, SlowConsumerPolicy } from '../hub/room-hub.ts'
 
 // setTimeout's ceiling (~24.8 days); a longer-lived token is re-armed when this fires.
@@ -15,6 +18,10 @@ export abstract class HubSession implements HubConnection {
   readonly hub: RoomHub
   /** Fires at the token's `exp` (see `armExpiry`). */
   expiryTimer: NodeJS.Timeout | undefined
+  /** Joins in flight, and what `release` waits on for them to settle. */
+  #joins = 0
+  #joinsSettled: (() => void) | undefined
+  #released: Promise<void> | undefined
 
   constructor (id: string, user: AuthUser, hub: RoomHub) {
     this.id = id
@@ -30,12 +37,27 @@ export abstract class HubSession implements HubConnection {
 
   /** Joins a room the room policies let this user into (replaying after `since`); throws FORBIDDEN otherwise. */
   async join (room: string, options?: JoinOptions): Promise<JoinResult> {
-    return await this.hub.join(this, room, options)
+    if (this.#released !== undefined) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'this session has ended')
+    this.#joins++
+    try {
+      return await this.hub.join(this, room, options)
+    } finally {
+      if (--this.#joins === 0) this.#joinsSettled?.()
+    }
   }
 
-  /** Once the session has ended: stops its expiry and leaves every room (presence follows). */
+  /**
+   * Once the session has ended (called again, the same promise): no more joins; stops its expiry; and
+   * once the joins in flight have settled, leaves every room (presence follows) and the hub.
+   */
   async release (): Promise<void> {
+    this.#released ??= this.#leaveHub()
+    await this.#released
+  }
+
+  async #leaveHub (): Promise<void> {
     clearTimeout(this.expiryTimer)
+    if (this.#joins > 0) await new Promise<void>((resolve) => { this.#joinsSettled = resolve })
     await this.hub.remove(this)
   }
 }

@@ -54,6 +54,8 @@ function parseLastEventId (header: string, rooms: readonly string[]): Cursor {
 async function joinAll (stream: SseStream, rooms: readonly string[], resume: Cursor | undefined): Promise<Record<string, boolean> | undefined> {
   const recovered: Record<string, boolean> = {}
   for (const room of rooms) {
+    // The client left: joining the rest would only be undone.
+    if (!stream.isOpen) break
     const since = resume?.get(room)
     const joined = await stream.join(room, { since })
     if (since === undefined) continue
@@ -104,7 +106,7 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
 
       const stream = new SseStream(user, hub, reply, rooms.length, streamOptions)
       const raw = reply.raw
-      // Listening before the joins: a client gone while they ran still leaves the hub (remove is idempotent).
+      // Listening before the joins: a client gone while they run leaves the hub once they have settled.
       raw.on('close', () => {
         stream.markClosed()
         if (streams.delete(stream)) metrics.open.dec()
@@ -122,6 +124,7 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
 
       // Written by hand from here: the compression and caching hooks never see this response.
       reply.hijack()
+      if (!stream.isOpen) return
       raw.writeHead(200, {
         ...reply.getHeaders() as OutgoingHttpHeaders,
         'content-type': 'text/event-stream; charset=utf-8',
@@ -129,7 +132,6 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
         // nginx would otherwise buffer the stream.
         'x-accel-buffering': 'no'
       })
-      if (!stream.isOpen) return
       streams.add(stream)
       metrics.open.inc()
       stream.write(RETRY)
