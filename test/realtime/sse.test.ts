@@ -135,6 +135,20 @@ t.test('auth like /ws: 401 without a token, ?access_token= works, rooms follow t
   t.equal(foreign.status, 403, 'a foreign Origin is refused')
 })
 
+t.test('over HTTP/2 (no Host, only :authority) a page of the server\'s own origin may open a stream; a rebound host name may not', async (t) => {
+  const server = await listen(t)
+  const own = await openSse(t, server, { headers: { origin: `https://127.0.0.1:${server.port}`, ':authority': `127.0.0.1:${server.port}` } })
+  t.equal(own.status, 200)
+  await own.next(isEvent('stream:ready'))
+  const rebound = `rebound.example:${server.port}`
+  const foreign = await openSse(t, server, { headers: { origin: `https://${rebound}`, ':authority': rebound } })
+  t.equal(foreign.status, 403, 'DNS rebinding: the authority is not one of the server\'s names')
+  for (const h1 of [false, true]) {
+    const named = await openSse(t, server, { h1, headers: { origin: `https://localhost:${server.port}`, ...(h1 ? { host: `localhost:${server.port}` } : { ':authority': `localhost:${server.port}` }) } })
+    t.equal(named.status, 200, `a name in the server's certificate (${h1 ? 'HTTP/1.1' : 'HTTP/2'})`)
+  }
+})
+
 t.test('every token the HTTP API rejects is refused with 401, and every accepted one streams', async (t) => {
   const fixture = await tokenFixture(t)
   const server = await listen(t, { ...fixture.jwksEnv, AUTH_FAILURE_LIMIT: '1000' })

@@ -50,6 +50,13 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
     t.equal((await upgradeStatus(server)).status, 101)
   })
 
+  t.test('a page on a host name that merely resolves to the server (DNS rebinding) is foreign: its Host is not one of the server\'s names', async (t) => {
+    const rebound = `rebound.example:${server.port}`
+    t.equal((await upgradeStatus(server, { headers: { origin: `https://${rebound}`, host: rebound } })).status, 403)
+    const named = `localhost:${server.port}`
+    t.equal((await upgradeStatus(server, { headers: { origin: `https://${named}`, host: named } })).status, 101, 'a name in the server\'s certificate is its own')
+  })
+
   t.test('the Origin check runs before auth: a foreign page learns nothing about tokens', async (t) => {
     const res = await upgradeStatus(server, { anonymous: true, headers: { origin: 'https://evil.example' } })
     t.equal(res.status, 403)
@@ -62,6 +69,17 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
     t.equal(res.status, 426)
     t.match(JSON.parse(res.body), { status: 426, instance: '/ws' })
   })
+})
+
+t.test('with TLS=off the server\'s own origin is its listening address (or localhost on loopback); a rebound host name is foreign', async (t) => {
+  const server = await listen(t, { TLS: 'off' })
+  const own = `127.0.0.1:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${own}` } })).status, 101)
+  const local = `localhost:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${local}`, host: local } })).status, 101)
+  const rebound = `rebound.example:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${rebound}`, host: rebound } })).status, 403)
+  t.equal((await upgradeStatus(server, { headers: { origin: `https://${own}` } })).status, 403, 'another scheme is another origin')
 })
 
 t.test('every token the HTTP API rejects is refused at the upgrade with 401, and every accepted one opens', async (t) => {
