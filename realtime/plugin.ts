@@ -24,8 +24,6 @@ import { hubMetrics, type HubMetrics } from './metrics.ts'
 export interface Realtime {
   /** The hub: rooms, presence, and publishing to a room, a user or everyone (the same as `fastify.roomHub`). */
   readonly hub: RoomHub
-  /** True once the server is shutting down: sessions are no longer admitted. */
-  readonly closing: boolean
   /**
    * Whether a new session (WebSocket or SSE) of this user may open, asked before its handshake completes:
    * throws 503 while shutting down, 429 (with Retry-After) when the user has all its sessions open.
@@ -152,7 +150,6 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions): Pr
 
   const api: Realtime = {
     hub,
-    get closing () { return closing },
     admit (user) {
       if (closing) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'the server is shutting down; reconnect to another instance')
       if (hub.connectionsOf(user.sub) >= limits.maxConnectionsPerUser) {

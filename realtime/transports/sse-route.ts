@@ -104,6 +104,8 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
       const lastEventId = request.headers['last-event-id']
       const resume = typeof lastEventId === 'string' && lastEventId !== '' ? parseLastEventId(lastEventId, rooms) : undefined
 
+      // Again, with nothing awaited until the stream counts (hub.add): the same user's streams that passed the handshake meanwhile may have filled its slots.
+      fastify.realtime.admit(user)
       const stream = new SseStream(user, hub, reply, rooms.length, streamOptions)
       const raw = reply.raw
       // Listening before the joins: a client gone while they run leaves the hub once they have settled.

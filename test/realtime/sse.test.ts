@@ -5,7 +5,7 @@ import t from 'tap'
 import { listen } from '../helpers/app.ts'
 import { isEvent, openSse } from '../helpers/sse.ts'
 import { nowSec, testToken, tokenFixture } from '../helpers/tokens.ts'
-import { openSocket } from '../helpers/ws.ts'
+import { openSocket, upgradeStatus } from '../helpers/ws.ts'
 import { until } from '../helpers/until.ts'
 
 t.test('streams room messages as text/event-stream with id = the room seq, over HTTP/2 and HTTP/1.1', async (t) => {
@@ -169,6 +169,19 @@ t.test('a stream ends at its token\'s exp with an error event saying why, as a W
     await sse.ended()
   }
   await until(() => server.app.roomHub.connectionsOf('short') === 0, 2000, 'the streams to leave the hub')
+})
+
+t.test('SSE streams and WebSockets share the per-user limit (429 with Retry-After), and a closed stream frees its slot', async (t) => {
+  const server = await listen(t, { WS_MAX_CONNECTIONS_PER_USER: '1' })
+  const first = await openSse(t, server, { token: testToken({ sub: 'tabs' }) })
+  await first.next(isEvent('stream:ready'))
+  const second = await openSse(t, server, { token: testToken({ sub: 'tabs' }) })
+  t.equal(second.status, 429)
+  t.ok(Number(second.headers['retry-after']) > 0)
+  t.equal((await upgradeStatus(server, { sub: 'tabs' })).status, 429, 'a WebSocket of the same user too')
+  first.close()
+  await until(() => server.app.roomHub.connectionsOf('tabs') === 0, 2000, 'the stream to be released')
+  t.equal((await openSse(t, server, { token: testToken({ sub: 'tabs' }) })).status, 200)
 })
 
 t.test('a comment heartbeat arrives on the configured interval', async (t) => {
