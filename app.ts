@@ -18,7 +18,6 @@ import tlsRotation from './core/tls-rotation.ts'
 import connectionLimits from './core/connection-limits.ts'
 import connections from './core/connections.ts'
 import domainEvents from './core/domain-events-plugin.ts'
-import itemsStore from './resources/items/store-plugin.ts'
 import securityHeaders, { apiHeaders } from './edge/security-headers.ts'
 import cors from './edge/cors.ts'
 import loadShedding from './edge/load-shedding.ts'
@@ -27,15 +26,15 @@ import caching from './edge/caching.ts'
 import rateLimit from './edge/rate-limit.ts'
 import auth from './auth/plugin.ts'
 import docs, { DOCS_PREFIX } from './edge/docs.ts'
-import websocket from './realtime/plugin.ts'
+import realtime from './realtime/plugin.ts'
+import webSocketServer, { webSocketServerOptions } from './realtime/transports/ws-server.ts'
+import webSocketTransport from './realtime/transports/ws-route.ts'
+import sseTransport from './realtime/transports/sse-route.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
 import metricsRoutes from './core/metrics-route.ts'
 import quotesRoutes from './resources/quotes/routes.ts'
-import itemsRoutes from './resources/items/routes.ts'
-import wsRoutes from './realtime/transports/ws-route.ts'
-import sseRoutes from './realtime/transports/sse-route.ts'
-import { roomPolicies } from './realtime/protocol/rooms.ts'
+import items from './resources/items/index.ts'
 import './core/route-config.ts'
 
 export type App = FastifyInstance
@@ -62,7 +61,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(connectionLimits, { maxConnections: h.maxConnections, maxConnectionsPerIp: h.maxConnectionsPerIp })
   await typed.register(connections)
   await typed.register(domainEvents)
-  await typed.register(itemsStore, { databaseFile: config.databaseFile })
   if (tlsFiles !== undefined) await typed.register(tlsRotation, { files: tlsFiles, watchFiles: config.tls.watchFiles })
 
   // Edge policies, in the order a request meets them.
@@ -82,8 +80,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Authentication: verifies tokens and enforces each route's `config.auth`.
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
-  // Real-time: WebSocket hub and SSE.
-  await typed.register(websocket, { ws: config.ws, rooms: roomPolicies, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
+  // Real-time: the room hub and its API (admission, room policies, feeds), then its transports, /ws and /sse.
+  const streamOrigins = { allowedOrigins: config.cors.origins, tls: config.tls.enabled }
+  await typed.register(realtime, { ws: config.ws })
+  await typed.register(webSocketServer, webSocketServerOptions(config.ws))
+  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
+  await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
 
   // Upstream clients.
   await typed.register(upstreams, { policy: config.upstreams.policy })
@@ -92,15 +94,9 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(healthRoutes)
   await typed.register(metricsRoutes)
   await typed.register(quotesRoutes, { baseUrl: config.upstreams.quotesUrl })
-  await typed.register(itemsRoutes)
-  await typed.register(wsRoutes, { allowedOrigins: config.cors.origins, tls: config.tls.enabled })
-  await typed.register(sseRoutes, {
-    allowedOrigins: config.cors.origins,
-    tls: config.tls.enabled,
-    heartbeatMs: config.sse.heartbeatMs,
-    maxBufferedBytes: config.ws.maxBufferedBytes,
-    maxRooms: config.ws.maxRoomsPerConnection
-  })
+
+  // Resources: each registers its store, routes, rooms and real-time feed.
+  await typed.register(items, { databaseFile: config.databaseFile })
 
   return app
 }

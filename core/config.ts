@@ -316,7 +316,8 @@ const realtime = section({
     publishDedupMs: e.WS_PUBLISH_DEDUP_MS,
     presenceTtlMs: e.PRESENCE_TTL_MS
   },
-  sse: { heartbeatMs: e.SSE_HEARTBEAT_MS }
+  // SSE streams are bounded like WebSocket connections (the same variables), but configured on their own.
+  sse: { heartbeatMs: e.SSE_HEARTBEAT_MS, maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES, maxRooms: e.WS_MAX_ROOMS_PER_CONNECTION }
 }), (e) => {
   if (e.WS_PONG_TIMEOUT_MS >= e.WS_PING_INTERVAL_MS) {
     throw new ConfigError('WS_PONG_TIMEOUT_MS', `(${e.WS_PONG_TIMEOUT_MS}) is not below WS_PING_INTERVAL_MS (${e.WS_PING_INTERVAL_MS})`, expectedOf('WS_PONG_TIMEOUT_MS'))

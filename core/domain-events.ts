@@ -1,10 +1,13 @@
 // A small typed in-process event bus for things the domain announces (an item changed).
-// Producers (routes) emit; consumers (the WebSocket hub, SSE) subscribe. Listeners run
+// Producers (routes) emit; consumers (a resource's real-time feed) subscribe. Listeners run
 // synchronously and a throwing listener never breaks the producer or the other listeners.
 
-export interface DomainEventMap {
-  'items:changed': { id: string, op: 'created' | 'updated' | 'deleted' }
-}
+/**
+ * The events and their data. Empty here: each resource declares its own, in its own folder, by
+ * declaration merging —
+ * `declare module '../../core/domain-events.ts' { interface DomainEventMap { 'notes:changed': NoteChange } }`.
+ */
+export interface DomainEventMap {}
 export type DomainEventName = keyof DomainEventMap
 type Listener<E extends DomainEventName> = (data: DomainEventMap[E]) => void
 

@@ -1,91 +1,63 @@
-// The WebSocket transport: registers @fastify/websocket (frame size limit, no compression), owns the
-// RoomHub (`fastify.roomHub`) — in process, or across instances on the app's Redis with REDIS_URL
-// (its failure metrics live here) — and the event router, and runs every
-// open connection: heartbeat, message budget, token expiry, slow consumers, metrics, and shutdown with
-// 1001. realtime/transports/ws-route.ts does the handshake checks and hands each upgraded socket to `fastify.webSockets.accept`.
+// The real-time layer's core: owns the RoomHub (`fastify.roomHub`) — in process, or across instances
+// on the app's Redis (core/redis.ts) with REDIS_URL, with the hub's failure metrics here — and
+// decorates `fastify.realtime`, the API its transports and the app's resources use: session admission,
+// room policies and domain-event feeds. It knows no transport and no resource: app.ts registers the
+// transports (realtime/transports/) after it, and each resource declares its own rooms and feeds.
 
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
-import type { RawData, WebSocket } from 'ws'
-import { Counter, Gauge, Histogram } from 'prom-client'
 import type { Config } from '../core/config.ts'
 import type { AuthUser } from '../auth/access-token.ts'
 import { AppError, ErrorCode } from '../core/errors.ts'
-import { EventRouter, WsErrorCode, loadEventDirectory } from './protocol/event-router.ts'
+import type { DomainEventMap, DomainEventName } from '../core/domain-events.ts'
 import {
   RoomHub, createLocalBus, createLocalPresence, createMemoryHistory,
   type HistoryDropped, type HubBus, type PresenceStore, type RoomPolicy
 } from './hub/room-hub.ts'
 import { createRedisBus } from './hub/redis-bus.ts'
 import { createRedisPresence } from './hub/redis-presence.ts'
-import { CloseCode, WsConnection, type ConnectionPolicy } from './transports/ws-connection.ts'
+import { Counter } from 'prom-client'
+import { builtInRoomPolicies } from './protocol/rooms.ts'
+import { hubMetrics, type HubMetrics } from './metrics.ts'
 
-export interface WebSocketSessions {
-  /** The events clients may send. */
-  readonly events: string[]
-  /** Open connections on this instance. */
-  readonly size: number
-  /** Before the upgrade: throws 503 while shutting down, 429 when the user has all its connections open. */
+export interface Realtime {
+  /** The hub: rooms, presence, and publishing to a room, a user or everyone (the same as `fastify.roomHub`). */
+  readonly hub: RoomHub
+  /**
+   * Whether a new session (WebSocket or SSE) of this user may open, asked before its handshake completes:
+   * throws 503 while shutting down, 429 (with Retry-After) when the user has all its sessions open.
+   */
   admit: (user: AuthUser) => void
-  /** Takes over an upgraded socket of a verified user: registers it and sends `connection:ready`. */
-  accept: (socket: WebSocket, user: AuthUser) => void
+  /**
+   * A kind of room and who may join it. Resource policies are checked in the order added, before the
+   * built-in ones (realtime/protocol/rooms.ts). Only while the app registers its plugins.
+   */
+  addRoomPolicy: (policy: RoomPolicy) => void
+  /**
+   * Publishes every `event` the domain emits to a room (a name, or one chosen per event) as
+   * `{event, data: {...data, room, seq}}`. Stops on shutdown.
+   */
+  feed: <E extends DomainEventName>(event: E, room: string | ((data: DomainEventMap[E]) => string)) => void
+  /** For transports: counts messages sent to clients, by event (`ws_messages_sent_total`). */
+  countSent: (event: string, count?: number) => void
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     roomHub: RoomHub
-    webSockets: WebSocketSessions
+    realtime: Realtime
   }
 }
 
-export interface WebSocketPluginOptions {
+export interface RealtimeOptions {
+  /** Limits of sessions and rooms: per-user sessions, rooms per session, history, presence, dedup. */
   ws: Config['ws']
-  rooms: readonly RoomPolicy[]
-  /** The directory whose files each define one event (`defineEvent`); loaded at start-up. */
-  eventsDir: string
 }
 
-const kConnection = Symbol('keel.wsConnection')
-type Socket = WebSocket & { [kConnection]?: WsConnection }
-
-// setTimeout's ceiling (~24.8 days); a longer-lived token is re-armed when this fires.
-const MAX_TIMER_MS = 2 ** 31 - 1
-
-/** The close code ws sends for a protocol error, by the error's `code`. */
-function protocolCloseCode (code: string | undefined): number {
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.TOO_BIG
-  if (code === 'WS_ERR_INVALID_UTF8') return 1007
-  return 1002
-}
-
-/** prom-client children by label value, so a hot path increments without hashing a label object. */
-function byLabel (counter: Counter<string>): (value: string) => { inc: (n?: number) => void } {
-  const children = new Map<string, { inc: (n?: number) => void }>()
-  return (value) => {
-    let child = children.get(value)
-    if (child === undefined) children.set(value, child = counter.labels(value))
-    return child
-  }
-}
-
-function wsMetrics (fastify: FastifyInstance) {
-  const registers = [fastify.metrics]
-  return {
-    open: new Gauge({ name: 'ws_connections', help: 'Open WebSocket connections', registers }),
-    received: byLabel(new Counter({ name: 'ws_messages_received_total', help: 'WebSocket messages received, by event', labelNames: ['event'], registers })),
-    sent: byLabel(new Counter({ name: 'ws_messages_sent_total', help: 'WebSocket messages sent, by event (each recipient counts)', labelNames: ['event'], registers })),
-    errors: byLabel(new Counter({ name: 'ws_errors_total', help: 'WebSocket error events sent, by code', labelNames: ['code'], registers })),
-    closes: byLabel(new Counter({ name: 'ws_closes_total', help: 'WebSocket connections closed, by close code (the server\'s when it closed)', labelNames: ['code'], registers })),
-    slowConsumers: byLabel(new Counter({ name: 'ws_slow_consumer_actions_total', help: 'Messages to consumers over their send-buffer bound, by action (close or drop)', labelNames: ['action'], registers })),
-    replayed: new Histogram({ name: 'room_replay_messages', help: 'Messages replayed per resume (room:join with since, SSE Last-Event-ID) that the history covered', buckets: [0, 1, 10, 50, 100, 500, 1000, 10_000], registers }),
-    replays: byLabel(new Counter({ name: 'room_replays_total', help: 'Resumes, by result: recovered, or gap (the history no longer reached back)', labelNames: ['result'], registers })),
-    redisFailures: byLabel(new Counter({ name: 'room_hub_redis_failures_total', help: 'Room hub operations that could not use Redis (the hub carried on for this instance), by operation', labelNames: ['operation'], registers }))
-  }
-}
-
-type WsMetrics = ReturnType<typeof wsMetrics>
+// The names hubBackend knows its options and metrics by.
+type WebSocketPluginOptions = RealtimeOptions
+type WsMetrics = HubMetrics
 
 /**
  * The hub's shared state: across instances on the app's Redis (core/redis.ts, which reports outages
@@ -140,14 +112,13 @@ function historyMetrics (fastify: FastifyInstance): HistoryDropped {
   return (what, count) => { (what === 'room' ? evictions : oversized).inc(count) }
 }
 
-async function websocket (fastify: FastifyInstance, options: WebSocketPluginOptions): Promise<void> {
-  const limits = options.ws
-  const metrics = wsMetrics(fastify)
-  const hub = new RoomHub({
-    policies: options.rooms,
-    slowConsumer: limits.slowConsumer,
-    maxRoomsPerConnection: limits.maxRoomsPerConnection,
-    ...await hubBackend(fastify, options, metrics),
+function createHub (fastify: FastifyInstance, options: RealtimeOptions, metrics: HubMetrics, policies: readonly RoomPolicy[], backend: { bus: HubBus, presence: PresenceStore }): RoomHub {
+  return new RoomHub({
+    // Read on every join, so policies added while the app registers its plugins apply.
+    policies,
+    slowConsumer: options.ws.slowConsumer,
+    maxRoomsPerConnection: options.ws.maxRoomsPerConnection,
+    ...backend,
     onDelivered: (packet, count) => { if (count > 0) metrics.sent(packet.event).inc(count) },
     onReplay: (_room, replayed) => {
       metrics.replays(replayed === undefined ? 'gap' : 'recovered').inc()
@@ -155,172 +126,55 @@ async function websocket (fastify: FastifyInstance, options: WebSocketPluginOpti
     },
     onError: (err, what) => fastify.log.error({ err }, `room hub: ${what} failed`)
   })
-  const router = new EventRouter(await loadEventDirectory(options.eventsDir), {
-    onHandlerError: (err, event) => fastify.log.error({ err, event }, 'WebSocket event handler failed'),
-    onReceived: (event) => metrics.received(event).inc(),
-    onErrorSent: (code) => metrics.errors(code).inc()
-  })
-  const policy: ConnectionPolicy = {
-    maxBufferedBytes: limits.maxBufferedBytes,
-    messageRate: limits.messageRate,
-    messageBurst: limits.messageBurst,
-    rateCloseAfter: limits.rateCloseAfter,
-    onSent: (event) => metrics.sent(event).inc(),
-    onSlowConsumer: (action) => metrics.slowConsumers(action).inc()
-  }
-  const rateMessage = `over the message budget (${limits.messageRate}/s, bursts of ${limits.messageBurst}); slow down`
-  const sessions = new Set<WsConnection>()
+}
+
+async function realtime (fastify: FastifyInstance, options: RealtimeOptions): Promise<void> {
+  const limits = options.ws
+  const metrics = hubMetrics(fastify.metrics)
+  // Resource policies first (in the order added), then the built-in catch-alls.
+  const policies: RoomPolicy[] = [...builtInRoomPolicies]
+  let resourcePolicies = 0
+  const hub = createHub(fastify, options, metrics, policies, await hubBackend(fastify, options, metrics))
+  const feeds: Array<() => void> = []
+  let started = false
   let closing = false
-  let drained: (() => void) | undefined
-
-  // One set of listeners for every socket (`this` is the socket): no closures per connection.
-  function onMessage (this: Socket, data: RawData, isBinary: boolean): void {
-    const conn = this[kConnection]!
-    if (!conn.isOpen) return
-    const verdict = conn.admit(Date.now())
-    if (verdict === 'accept') {
-      router.dispatch(conn, data as Buffer, isBinary).catch(onDispatchBug)
-      return
-    }
-    router.refuse(conn, data as Buffer, WsErrorCode.RATE_LIMITED, rateMessage)
-    if (verdict === 'close') conn.close(CloseCode.RATE_LIMITED, 'message rate exceeded')
-  }
-  // dispatch answers every failure itself; a rejection would be a bug in the router.
-  function onDispatchBug (err: unknown): void {
-    fastify.log.error({ err }, 'WebSocket dispatch failed')
-  }
-  function onPong (this: Socket): void {
-    this[kConnection]!.awaitingPong = false
-  }
-  function onSocketError (this: Socket, err: Error): void {
-    // ws closes the connection itself (1009 for an oversized frame, 1002/1007 for protocol errors):
-    // record the code it sent, so ws_closes_total counts what the client saw rather than 1006.
-    const conn = this[kConnection]
-    if (conn !== undefined) conn.closedWith ??= protocolCloseCode((err as { code?: string }).code)
-    fastify.log.debug({ err: { message: err.message, code: (err as { code?: string }).code } }, 'WebSocket protocol error')
-  }
-  function onClose (this: Socket, code: number): void {
-    const conn = this[kConnection]!
-    clearTimeout(conn.expiryTimer)
-    sessions.delete(conn)
-    metrics.open.dec()
-    metrics.closes(String(conn.closedWith ?? code)).inc()
-    hub.remove(conn).catch((err: unknown) => fastify.log.error({ err }, 'removing a WebSocket connection from the hub failed'))
-    if (sessions.size === 0) drained?.()
-  }
-  /** Closes with 4001 at the token's `exp` (re-arming when the timer's ceiling came first). */
-  function armExpiry (conn: WsConnection): void {
-    const ms = conn.user.exp * 1000 - Date.now()
-    if (ms <= 0) {
-      conn.close(CloseCode.TOKEN_EXPIRED, 'access token expired')
-      return
-    }
-    conn.expiryTimer = setTimeout(armExpiry, Math.min(ms, MAX_TIMER_MS), conn)
-    conn.expiryTimer.unref()
-  }
-
-  // Heartbeat: one timer for all connections. Each sweep pings everyone; a connection that has not
-  // answered when the pong timeout fires is terminated (so a dead peer goes within interval + timeout).
-  let pongDeadline: NodeJS.Timeout | undefined
-  function reapSilent (): void {
-    for (const conn of sessions) if (conn.awaitingPong) conn.terminate()
-  }
-  const heartbeat = setInterval(() => {
-    for (const conn of sessions) {
-      conn.awaitingPong = true
-      conn.ping()
-    }
-    pongDeadline = setTimeout(reapSilent, limits.pongTimeoutMs)
-    pongDeadline.unref()
-  }, limits.pingIntervalMs)
-  heartbeat.unref()
-
-  const stopItemsFeed = fastify.domainEvents.on('items:changed', (change) => {
-    hub.publish('items', 'items:changed', change).catch((err: unknown) => fastify.log.error({ err }, 'publishing items:changed failed'))
-  })
-
-  /** Shutdown: refuse new upgrades, close every socket with 1001, destroy those that do not answer in time. */
-  async function closeAll (): Promise<void> {
-    closing = true
-    clearInterval(heartbeat)
-    clearTimeout(pongDeadline)
-    stopItemsFeed()
-    if (sessions.size > 0) {
-      const allClosed = new Promise<void>((resolve) => { drained = resolve })
-      for (const conn of sessions) conn.close(CloseCode.GOING_AWAY, 'server shutting down')
-      const force = setTimeout(() => { for (const conn of sessions) conn.terminate() }, limits.closeGraceMs)
-      await allClosed
-      clearTimeout(force)
-    }
-    await hub.close()
-    fastify.websocketServer.close()
-  }
-
-  await fastify.register(fastifyWebsocket, {
-    options: {
-      maxPayload: limits.maxPayloadBytes,
-      // Compression would cost ~300 KiB per connection in zlib state and defeat the shared frames.
-      perMessageDeflate: false,
-      // This plugin tracks its connections; ws's own Set would be a second reference to each.
-      clientTracking: false,
-      // ws ≥ 8.18 option (not in @types/ws yet): how long a close handshake may take before ws destroys the socket.
-      ...{ closeTimeout: limits.closeGraceMs }
-    },
-    // Only reached when accepting a socket throws; ws protocol errors go to onSocketError.
-    errorHandler (err, socket) {
-      fastify.log.error({ err }, 'WebSocket connection failed')
-      socket.terminate()
-    },
-    preClose: closeAll
-  })
-
+  // A dead session of this user is reaped within one WebSocket heartbeat: that is when to retry.
   const retryAfter = String(Math.ceil((limits.pingIntervalMs + limits.pongTimeoutMs) / 1000))
 
-  const sessionsApi: WebSocketSessions = {
-    events: router.events,
-    get size () { return sessions.size },
+  const api: Realtime = {
+    hub,
     admit (user) {
       if (closing) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'the server is shutting down; reconnect to another instance')
       if (hub.connectionsOf(user.sub) >= limits.maxConnectionsPerUser) {
-        // A dead connection of this user is reaped within one heartbeat: that is when to retry.
         throw new AppError(ErrorCode.RATE_LIMITED, `at most ${limits.maxConnectionsPerUser} WebSocket and SSE connections per user; close one first`, {
           headers: { 'retry-after': retryAfter }
         })
       }
     },
-    accept (ws, user) {
-      const socket = ws as Socket
-      // @fastify/websocket's per-socket error listener and the upgrade response keep the request and
-      // reply alive for the connection's lifetime; swap in the shared listener and let them go.
-      socket.removeAllListeners('error')
-      socket.on('error', onSocketError)
-      const raw = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (s: unknown) => void } | null } })._socket
-      raw?._httpMessage?.detachSocket?.(raw)
-
-      if (closing) {
-        socket.close(CloseCode.GOING_AWAY, 'server shutting down')
-        return
-      }
-      if (hub.connectionsOf(user.sub) >= limits.maxConnectionsPerUser) {
-        // Lost a race with the same user's other upgrades that passed `admit` at the same time.
-        socket.close(CloseCode.POLICY, 'too many connections for this user')
-        return
-      }
-      const conn = new WsConnection(randomUUID(), user, socket, hub, policy, Date.now())
-      socket[kConnection] = conn
-      socket.on('message', onMessage)
-      socket.on('pong', onPong)
-      socket.once('close', onClose)
-      sessions.add(conn)
-      hub.add(conn)
-      metrics.open.inc()
-      armExpiry(conn)
-      conn.send('connection:ready', { connectionId: conn.id, user: { sub: user.sub, scopes: user.scopes, exp: user.exp } })
-    }
+    addRoomPolicy (policy) {
+      if (started) throw new Error('room policies are added while the app registers its plugins, before it starts')
+      policies.splice(resourcePolicies++, 0, policy)
+    },
+    feed (event, room) {
+      const roomOf = typeof room === 'string' ? () => room : room
+      feeds.push(fastify.domainEvents.on(event, (data) => {
+        hub.publish(roomOf(data), event, data as object).catch((err: unknown) => fastify.log.error({ err, event }, 'publishing a domain event to its room failed'))
+      }))
+    },
+    countSent (event, count = 1) { metrics.sent(event).inc(count) }
   }
 
+  fastify.addHook('onReady', async () => { started = true })
+  // Registered before the transports, so this runs before they end their sessions: none is admitted meanwhile.
+  fastify.addHook('preClose', async () => {
+    closing = true
+    for (const stop of feeds.splice(0)) stop()
+  })
+  // After the server has closed, so every session has ended and left its rooms.
+  fastify.addHook('onClose', async () => { await hub.close() })
+
   fastify.decorate('roomHub', hub)
-  fastify.decorate('webSockets', sessionsApi)
+  fastify.decorate('realtime', api)
 }
 
-export default fp(websocket, { name: 'keel-websocket', dependencies: ['keel-metrics', 'keel-domain-events', 'keel-health'] })
+export default fp(realtime, { name: 'keel-realtime', dependencies: ['keel-metrics', 'keel-domain-events', 'keel-health', 'keel-redis'] })

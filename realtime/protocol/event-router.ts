@@ -1,4 +1,4 @@
-// The WebSocket event protocol, free of any framework: parses a client frame's envelope
+// The WebSocket event protocol, free of any transport (handlers see the app only as `ctx.app`): parses a client frame's envelope
 // `{event, data?, id?}`, finds the event's definition, validates `data` with its compiled TypeBox
 // schema, checks its authorization, runs its handler, and answers exactly once — `ack` or `error` —
 // when the client gave an `id`. No error here closes the connection; limits live in the transport,
@@ -7,6 +7,7 @@
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
 import { type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { AuthUser } from '../../auth/access-token.ts'
@@ -28,8 +29,10 @@ export type WsErrorCode = typeof WsErrorCode[keyof typeof WsErrorCode]
 /** A handler may also throw any `AppError`; its code is sent as is. */
 export type ErrorEventCode = WsErrorCode | ErrorCode
 
-/** What an event handler can do: who is asking, and the operations on this connection. */
+/** What an event handler can do: who is asking, the operations on this connection, and the app's services. */
 export interface EventContext {
+  /** The app (the Fastify instance): its decorators are the services a handler may use (`ctx.app.items`…). */
+  readonly app: FastifyInstance
   readonly connectionId: string
   readonly user: AuthUser
   /** The rooms this connection is in. */

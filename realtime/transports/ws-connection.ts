@@ -3,11 +3,13 @@
 // message budget. Holds only the socket, the user and small counters — never the upgrade request.
 
 import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { AuthUser } from '../../auth/access-token.ts'
 import type { EventContext, RouterSession } from '../protocol/event-router.ts'
-import type { HubConnection, HubPacket, JoinOptions, JoinResult, PresenceSnapshot, PublishOptions, RoomHub, SlowConsumerPolicy } from '../hub/room-hub.ts'
+import type { HubPacket, PresenceSnapshot, PublishOptions, RoomHub, SlowConsumerPolicy } from '../hub/room-hub.ts'
 import { TokenBucket } from '../protocol/token-bucket.ts'
+import { HubSession } from './session.ts'
 
 /** Close codes of the protocol (contract §4). */
 export const CloseCode = {
@@ -23,8 +25,10 @@ export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
 /** WebSocket readyState OPEN (the spec's constant). */
 const OPEN = 1
 
-/** Limits and accounting shared by every connection of one server (one object, not one per connection). */
+/** Limits, accounting and app services shared by every connection of one server (one object, not one per connection). */
 export interface ConnectionPolicy {
+  /** What event handlers reach as `ctx.app`: the app's decorators (stores, upstream clients…). */
+  readonly app: FastifyInstance
   readonly maxBufferedBytes: number
   readonly messageRate: number
   readonly messageBurst: number
@@ -90,25 +94,18 @@ function writeShared (socket: WebSocket, packet: HubPacket): void {
   }
 }
 
-export class WsConnection implements HubConnection, RouterSession, EventContext {
-  readonly id: string
-  readonly user: AuthUser
-  readonly rooms = new Set<string>()
-  readonly hub: RoomHub
+export class WsConnection extends HubSession implements RouterSession, EventContext {
   /** Set by the heartbeat when it pings, cleared by the pong. */
   awaitingPong = false
   /** The code the server closed with, when it did (metrics); undefined when the peer closed. */
   closedWith: number | undefined
-  expiryTimer: NodeJS.Timeout | undefined
   readonly #socket: WebSocket
   readonly #policy: ConnectionPolicy
   readonly #bucket: TokenBucket
   #strikes = 0
 
   constructor (id: string, user: AuthUser, socket: WebSocket, hub: RoomHub, policy: ConnectionPolicy, now: number) {
-    this.id = id
-    this.user = user
-    this.hub = hub
+    super(id, user, hub)
     this.#socket = socket
     this.#policy = policy
     this.#bucket = new TokenBucket(policy.messageRate, policy.messageBurst, now)
@@ -116,6 +113,10 @@ export class WsConnection implements HubConnection, RouterSession, EventContext 
 
   get connectionId (): string {
     return this.id
+  }
+
+  get app (): FastifyInstance {
+    return this.#policy.app
   }
 
   get isOpen (): boolean {
@@ -152,10 +153,6 @@ export class WsConnection implements HubConnection, RouterSession, EventContext 
     return true
   }
 
-  async join (room: string, options?: JoinOptions): Promise<JoinResult> {
-    return await this.hub.join(this, room, options)
-  }
-
   async leave (room: string): Promise<boolean> {
     return await this.hub.leave(this, room)
   }
@@ -177,6 +174,10 @@ export class WsConnection implements HubConnection, RouterSession, EventContext 
     if (this.#socket.readyState !== OPEN) return
     this.closedWith = code
     this.#socket.close(code, reason)
+  }
+
+  expire (): void {
+    this.close(CloseCode.TOKEN_EXPIRED, 'access token expired')
   }
 
   /** Drops the connection without a handshake (dead peer, or one that ignored the close). */

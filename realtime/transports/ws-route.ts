@@ -1,52 +1,81 @@
-// GET /ws: the WebSocket endpoint (protocol: contract §4, README "WebSocket"). Every check runs before
-// the upgrade, so a refusal is a plain HTTP problem response and never a 101: Origin (403, the
-// cross-site WebSocket hijacking defence — CORS does not cover WebSockets), token (401), connection
-// limit (429). Then realtime/plugin.ts takes the socket over. Events live in realtime/protocol/events/.
+// The WebSocket transport, GET /ws (README "WebSocket"): the stream handshake (handshake.ts) runs
+// before the upgrade, so a refusal is a plain HTTP problem response and never a 101; the upgraded
+// socket becomes a session (ws-sessions.ts) whose frames the event router dispatches. The events are
+// the files of realtime/protocol/events/. Decorates `fastify.webSockets`. Needs @fastify/websocket
+// (ws-server.ts) registered before it.
 
-import type { FastifyPluginAsync, FastifyRequest, FastifySchema } from 'fastify'
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
+import type { Config } from '../../core/config.ts'
 import { AppError, ErrorCode } from '../../core/errors.ts'
+import { EventRouter, loadEventDirectory } from '../protocol/event-router.ts'
+import { webSocketMetrics } from '../metrics.ts'
+import { streamHandshake, type HandshakeOptions } from './handshake.ts'
+import type { ConnectionPolicy } from './ws-connection.ts'
+import { WebSocketSessions } from './ws-sessions.ts'
 
-export interface WsRouteOptions {
-  /** `CORS_ORIGINS`: cross-site pages allowed to open a socket with their users' credentials. */
-  allowedOrigins: readonly string[]
-  /** Whether the server speaks TLS: its own origin is then https:// + the Host header. */
-  tls: boolean
+export interface WebSocketTransport {
+  /** The events clients may send. */
+  readonly events: string[]
+  /** Open connections on this instance. */
+  readonly size: number
 }
 
-/**
- * An onRequest hook for credentialed streams (WebSocket, SSE): a browser always sends Origin, and a
- * page may open one only to its own server or a listed origin. `what` names the stream in the 403.
- */
-export function originCheck (options: WsRouteOptions, what: string): (request: FastifyRequest) => Promise<void> {
-  const allowed = new Set(options.allowedOrigins)
-  // Behind a TLS-terminating proxy (TLS=off) the browser's origin is https:// while we see http.
-  const ownSchemes = options.tls ? ['https://'] : ['https://', 'http://']
-  const refusal = `this Origin may not open ${what} (not the server itself nor listed in CORS_ORIGINS)`
-  return async function checkOrigin (request) {
-    const origin = request.headers.origin
-    if (origin === undefined || allowed.has(origin)) return
-    const host = request.headers.host
-    if (host !== undefined && ownSchemes.some((scheme) => origin === scheme + host)) return
-    throw new AppError(ErrorCode.FORBIDDEN, refusal)
+declare module 'fastify' {
+  interface FastifyInstance {
+    webSockets: WebSocketTransport
   }
 }
 
 const UPGRADE_TO_WEBSOCKET = { upgrade: 'websocket', connection: 'Upgrade' }
 
-const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) => {
-  const checkOrigin = originCheck(options, 'WebSocket connections')
+export interface WebSocketTransportOptions extends HandshakeOptions {
+  ws: Config['ws']
+  /** The directory whose files each define one event (`defineEvent`); loaded at start-up. */
+  eventsDir: string
+}
 
-  async function authenticate (request: FastifyRequest): Promise<void> {
-    const user = await fastify.authenticate(request, { allowQueryToken: true })
-    fastify.webSockets.admit(user)
+async function webSocketTransport (fastify: FastifyInstance, options: WebSocketTransportOptions): Promise<void> {
+  const limits = options.ws
+  const metrics = webSocketMetrics(fastify.metrics)
+  const router = new EventRouter(await loadEventDirectory(options.eventsDir), {
+    onHandlerError: (err, event) => fastify.log.error({ err, event }, 'WebSocket event handler failed'),
+    onReceived: (event) => metrics.received(event).inc(),
+    onErrorSent: (code) => metrics.errors(code).inc()
+  })
+  const policy: ConnectionPolicy = {
+    app: fastify,
+    maxBufferedBytes: limits.maxBufferedBytes,
+    messageRate: limits.messageRate,
+    messageBurst: limits.messageBurst,
+    rateCloseAfter: limits.rateCloseAfter,
+    onSent: (event) => fastify.realtime.countSent(event),
+    onSlowConsumer: (action) => metrics.slowConsumers(action).inc()
   }
+  const sessions = new WebSocketSessions({
+    realtime: fastify.realtime,
+    router,
+    policy,
+    metrics,
+    log: fastify.log,
+    pingIntervalMs: limits.pingIntervalMs,
+    pongTimeoutMs: limits.pongTimeoutMs,
+    closeGraceMs: limits.closeGraceMs
+  })
+  sessions.startHeartbeat()
+  fastify.addHook('preClose', async () => { await sessions.closeAll() })
+
+  fastify.decorate('webSockets', {
+    events: router.events,
+    get size () { return sessions.size }
+  })
 
   fastify.route({
     method: 'GET',
     url: '/ws',
-    // The route authenticates itself (in the onRequest hook below) to accept ?access_token=.
+    // The route authenticates itself (in the handshake hooks) to accept ?access_token=.
     config: { auth: false },
-    onRequest: [checkOrigin, authenticate],
+    onRequest: streamHandshake(fastify, options, 'WebSocket connections'),
     // Not an HTTP API: kept out of the OpenAPI document.
     schema: { hide: true } as FastifySchema,
     // A plain GET (or an HTTP/2 request, which cannot upgrade) gets 426 instead of a socket; over
@@ -56,9 +85,9 @@ const wsRoutes: FastifyPluginAsync<WsRouteOptions> = async (fastify, options) =>
       throw new AppError(ErrorCode.UPGRADE_REQUIRED, detail, request.raw.httpVersionMajor === 1 ? { headers: UPGRADE_TO_WEBSOCKET } : {})
     },
     wsHandler: (socket, request) => {
-      fastify.webSockets.accept(socket, request.user)
+      sessions.accept(socket, request.user!)
     }
   })
 }
 
-export default wsRoutes
+export default fp(webSocketTransport, { name: 'keel-websocket', dependencies: ['keel-realtime', 'keel-auth', '@fastify/websocket'] })

@@ -1,7 +1,7 @@
 // The example resource, /api/v1/items: public reads with Cache-Control and
 // ETags (304 on a match), writes with scope items:write, optimistic concurrency through If-Match (PUT
 // without it → 428, stale → 412), opaque cursor pagination. Every change is announced on
-// `fastify.domainEvents` as 'items:changed', which the real-time layer forwards to room `items`.
+// `fastify.domainEvents` as 'items:changed' (feed.ts declares it and forwards it to room `items`).
 //
 // ETags: an item's tag is strong and derived from its version (`"v3"`); the caching plugin appends the
 // content-coding when the body goes out compressed (`"v3-gzip"`) and edge/conditional.ts accepts either

@@ -93,7 +93,7 @@ t.test('WebSocket limits: documented defaults, and a pong timeout not below the 
     publishDedupMs: 120_000,
     presenceTtlMs: 30_000
   })
-  t.same(config.sse, { heartbeatMs: 15_000 })
+  t.same(config.sse, { heartbeatMs: 15_000, maxBufferedBytes: 1_048_576, maxRooms: 100 })
   t.throws(() => loadConfig({ WS_PING_INTERVAL_MS: '1000', WS_PONG_TIMEOUT_MS: '1000' }, tempDir()),
     { name: 'ConfigError', variable: 'WS_PONG_TIMEOUT_MS', message: /is not below WS_PING_INTERVAL_MS/ })
   t.throws(() => loadConfig({ WS_SLOW_CONSUMER: 'block' }, tempDir()), { name: 'ConfigError', variable: 'WS_SLOW_CONSUMER', message: /one of close, drop/ })

@@ -87,7 +87,11 @@ export interface Listening extends BuildResult {
 
 /** Builds and listens on 127.0.0.1 with a free port. */
 export async function listen (t: Teardown, env: Record<string, string | undefined> = {}, cwd?: string): Promise<Listening> {
-  const built = await build(t, env, cwd)
+  return await listenOn(await build(t, env, cwd))
+}
+
+/** Listens on 127.0.0.1 with a free port, with an app `build` made (and the test extended, e.g. with a plugin). */
+export async function listenOn (built: BuildResult): Promise<Listening> {
   await built.app.listen({ host: '127.0.0.1', port: 0 })
   const address = built.app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 0

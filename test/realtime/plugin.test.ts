@@ -1,25 +1,20 @@
 // The WebSocket transport's limits and lifecycle, with real `ws` clients over TLS: HTTP/2 and
 // WebSocket on one port at once, heartbeat, token expiry (4001), message budget (4003), connections
-// per user, slow consumers (1008 / drop, bounded memory), metrics, and shutdown with 1001.
+// per user, slow consumers (1008 / drop, bounded memory), metrics, shutdown with 1001, and the API a
+// resource declares its rooms and feeds with.
 
 import t from 'tap'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { listen, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
+import type { FastifyInstance } from 'fastify'
+import type { DomainEventName } from '../../core/domain-events.ts'
+import { build, listen, listenOn, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
 import { h1request, h2request, h2session } from '../helpers/http.ts'
 import { nowSec, testToken } from '../helpers/tokens.ts'
 import { openSocket, upgradeStatus, type TestSocket } from '../helpers/ws.ts'
-
-/** Resolves when `condition` holds; fails the wait after `timeoutMs`. Polls on a short timer, bounded. */
-async function until (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+import { until } from '../helpers/until.ts'
 
 function rawSocketOf (socket: TestSocket): Socket {
   return (socket.ws as unknown as { _socket: Socket })._socket
@@ -174,19 +169,42 @@ t.test('a consumer that never reads is closed with 1008 once past its bound; ser
   t.match(closed.reason, /slow consumer/)
 })
 
-t.test('in a room whose policy is drop (items), a slow consumer misses messages but stays connected', async (t) => {
-  const server = await listen(t, { WS_MAX_BUFFERED_BYTES: String(16 * 1024) })
+/** A room kind and a feed, as a resource declares them (here under the `feed:` prefix). */
+async function feedResource (fastify: FastifyInstance): Promise<void> {
+  fastify.realtime.addRoomPolicy({ match: /^feed:/, canJoin: () => true, clientPublish: false, presence: false, slowConsumer: 'drop' })
+  // An event no resource of the app declares: the names are the resources' own, checked where they declare them.
+  fastify.realtime.feed('test:happened' as DomainEventName, (data: unknown) => `feed:${(data as { to: string }).to}`)
+}
+
+t.test('a resource\'s room policy and feed: its rooms follow its policy, and its domain events reach them', async (t) => {
+  const built = await build(t)
+  await built.app.register(feedResource)
+  const server = await listenOn(built)
+  const watcher = await openSocket(t, server, { sub: 'watcher' })
+  t.match(await watcher.request('room:join', { room: 'feed:news' }), { event: 'ack', data: { joined: true } }, 'a prefix the built-in rooms refuse')
+  t.match(await watcher.request('room:publish', { room: 'feed:news', payload: 1 }), { data: { code: 'FORBIDDEN' } }, 'its policy: no client writes')
+  t.match(await watcher.request('presence:list', { room: 'feed:news' }), { data: { code: 'FORBIDDEN' } }, 'its policy: no presence')
+  server.app.domainEvents.emit('test:happened' as never, { to: 'news', what: 'x' } as never)
+  t.same(await watcher.next((m) => m.event === 'test:happened'), { event: 'test:happened', data: { to: 'news', what: 'x', room: 'feed:news', seq: 1 } })
+  t.throws(() => server.app.realtime.addRoomPolicy({ match: 'late', canJoin: () => true, clientPublish: true, presence: true }), /before it starts/,
+    'policies are declared while the app registers its plugins')
+})
+
+t.test('in a room whose policy is drop, a slow consumer misses messages but stays connected', async (t) => {
+  const built = await build(t, { WS_MAX_BUFFERED_BYTES: String(16 * 1024) })
+  await built.app.register(feedResource)
+  const server = await listenOn(built)
   const stuck = await openSocket(t, server, { sub: 'stuck' })
-  await stuck.request('room:join', { room: 'items' })
+  await stuck.request('room:join', { room: 'feed:busy' })
   rawSocketOf(stuck).pause()
   const big = 'y'.repeat(64 * 1024)
-  for (let i = 0; i < 400; i++) await server.app.roomHub.publish('items', 'items:changed', { id: String(i), op: 'updated', big })
+  for (let i = 0; i < 400; i++) await server.app.roomHub.publish('feed:busy', 'changed', { id: String(i), big })
   t.ok(await metricValue(server, 'ws_slow_consumer_actions_total', { action: 'drop' }) > 0, 'messages were dropped for it')
   t.equal(await metricValue(server, 'ws_slow_consumer_actions_total', { action: 'close' }), 0)
   rawSocketOf(stuck).resume()
-  t.match(await stuck.next((m) => m.event === 'items:changed'), { data: { seq: 1 } }, 'what fit in the buffer arrives')
-  await server.app.roomHub.publish('items', 'items:changed', { id: 'after', op: 'created' })
-  const next = await stuck.next((m) => m.event === 'items:changed' && m.data.id === 'after')
+  t.match(await stuck.next((m) => m.event === 'changed'), { data: { seq: 1 } }, 'what fit in the buffer arrives')
+  await server.app.roomHub.publish('feed:busy', 'changed', { id: 'after' })
+  const next = await stuck.next((m) => m.event === 'changed' && m.data.id === 'after')
   t.equal(next.data.seq, 401, 'the next message after draining arrives; the seq gap tells the client what it missed')
   t.equal(stuck.ws.readyState, stuck.ws.OPEN, 'still connected')
   t.match(await stuck.request('ping'), { event: 'ack' })

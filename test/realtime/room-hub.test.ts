@@ -8,7 +8,13 @@ import {
   DedupWindow, RoomHub, createLocalBus, createLocalPresence, createMemoryHistory, withSeq,
   type HubBus, type HubConnection, type HubPacket, type PacketDraft, type RoomHubOptions, type RoomPolicy, type SlowConsumerPolicy
 } from '../../realtime/hub/room-hub.ts'
-import { roomPolicies } from '../../realtime/protocol/rooms.ts'
+import { builtInRoomPolicies } from '../../realtime/protocol/rooms.ts'
+
+// A server-written feed room (as a resource would add), ahead of the built-in policies.
+const roomPolicies: RoomPolicy[] = [
+  { match: 'items', canJoin: () => true, clientPublish: false, presence: false, slowConsumer: 'drop' },
+  ...builtInRoomPolicies
+]
 
 interface FakeConnection extends HubConnection {
   received: Array<{ event: string, data: Record<string, unknown> }>
@@ -76,7 +82,7 @@ t.test('each message is serialized once and its frame slot shared by every recip
   t.equal(packets.size, 1, 'one packet object for all five recipients')
 })
 
-t.test('join policies (realtime/protocol/rooms.ts)', async (t) => {
+t.test('join policies (realtime/protocol/rooms.ts, and a feed room added before them)', async (t) => {
   const hub = new RoomHub({ policies: roomPolicies })
   const alice = connection('alice')
   hub.add(alice)

@@ -2,127 +2,11 @@
 // the stream's framing and headers, Last-Event-ID replay, heartbeats and shutdown.
 
 import t from 'tap'
-import { once } from 'node:events'
-import { connect as h2connect, type ClientHttp2Session, type OutgoingHttpHeaders } from 'node:http2'
-import { request as httpsRequest } from 'node:https'
-import type { IncomingMessage } from 'node:http'
-import { listen, type Listening } from '../helpers/app.ts'
-import { testToken, tokenFixture } from '../helpers/tokens.ts'
-import { openSocket } from '../helpers/ws.ts'
-
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-/** One parsed SSE block: an event, or a comment (`: ping`). */
-interface SseEvent { id?: string, event?: string, data?: string, comment?: string }
-
-interface SseClient {
-  status: number
-  headers: Record<string, unknown>
-  /** The whole body, for refusals (problem+json). */
-  body: () => Promise<string>
-  /** The next unread block matching `predicate`, waiting at most `timeoutMs`. */
-  next: (predicate: (e: SseEvent) => boolean, timeoutMs?: number) => Promise<SseEvent>
-  /** Resolves when the server ends the stream. */
-  ended: (timeoutMs?: number) => Promise<void>
-  close: () => void
-  /** Stops reading (the server's writes back up), and reads again. */
-  pause: () => void
-  resume: () => void
-}
-
-function parseBlock (block: string): SseEvent {
-  const e: SseEvent = {}
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':')) e.comment = line.slice(1).trim()
-    else {
-      const i = line.indexOf(':')
-      const field = line.slice(0, i)
-      const value = line.slice(i + 1).replace(/^ /, '')
-      if (field === 'id' || field === 'event' || field === 'data') e[field] = value
-    }
-  }
-  return e
-}
-
-interface OpenOptions { path?: string, token?: string | null, headers?: Record<string, string>, h1?: boolean }
-
-/** Opens /sse (HTTP/2 unless `h1`) and parses the stream incrementally as it arrives. */
-async function openSse (t: Teardown, server: Listening, options: OpenOptions = {}): Promise<SseClient> {
-  const path = options.path ?? '/sse?room=lobby'
-  const token = options.token === undefined ? testToken({ sub: 'user-1' }) : options.token
-  const headers: Record<string, string> = { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...options.headers }
-  let stream: NodeJS.ReadableStream & { destroy: () => void }
-  let status: number
-  let responseHeaders: Record<string, unknown>
-  if (options.h1 === true) {
-    const req = httpsRequest(`${server.url}${path}`, { ca: server.ca, servername: 'localhost', ALPNProtocols: ['http/1.1'], agent: false, headers } as never)
-    req.on('error', () => {})
-    req.end()
-    const [res] = await once(req, 'response') as [IncomingMessage]
-    t.teardown(() => req.destroy())
-    stream = res
-    status = res.statusCode ?? 0
-    responseHeaders = res.headers
-  } else {
-    const session: ClientHttp2Session = h2connect(server.url, { ca: server.ca, servername: 'localhost', ALPNProtocols: ['h2'] })
-    session.on('error', () => {})
-    t.teardown(() => session.destroy())
-    const req = session.request({ ':path': path, ...headers } as OutgoingHttpHeaders)
-    req.on('error', () => {})
-    const [h] = await once(req, 'response') as [Record<string, unknown>]
-    stream = req
-    status = Number(h[':status'])
-    responseHeaders = h
-  }
-  stream.setEncoding('utf8')
-  let buffer = ''
-  let raw = ''
-  let ended = false
-  const inbox: SseEvent[] = []
-  const waiters = new Set<() => void>()
-  const wake = (): void => { for (const w of [...waiters]) w() }
-  stream.on('data', (chunk: string) => {
-    raw += chunk
-    buffer += chunk
-    let i
-    while ((i = buffer.indexOf('\n\n')) >= 0) {
-      inbox.push(parseBlock(buffer.slice(0, i)))
-      buffer = buffer.slice(i + 2)
-    }
-    wake()
-  })
-  stream.on('end', () => { ended = true; wake() })
-  stream.on('close', () => { ended = true; wake() })
-
-  async function waitFor (check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    if (check()) return
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { waiters.delete(waiter); reject(new Error(`${what} within ${timeoutMs} ms (unread: ${JSON.stringify(inbox).slice(0, 400)})`)) }, timeoutMs)
-      const waiter = (): void => { if (check()) { clearTimeout(timer); waiters.delete(waiter); resolve() } }
-      waiters.add(waiter)
-    })
-  }
-  return {
-    status,
-    headers: responseHeaders,
-    async body () { await waitFor(() => ended, 3000, 'no end of body'); return raw },
-    async next (predicate, timeoutMs = 3000) {
-      let found: SseEvent | undefined
-      await waitFor(() => {
-        const i = inbox.findIndex(predicate)
-        if (i >= 0) found = inbox.splice(i, 1)[0]
-        return found !== undefined
-      }, timeoutMs, 'no matching SSE event')
-      return found!
-    },
-    async ended (timeoutMs = 3000) { await waitFor(() => ended, timeoutMs, 'stream not ended') },
-    close: () => stream.destroy(),
-    pause: () => { stream.pause() },
-    resume: () => { stream.resume() }
-  }
-}
-
-const isEvent = (name: string) => (e: SseEvent) => e.event === name
+import { listen } from '../helpers/app.ts'
+import { isEvent, openSse } from '../helpers/sse.ts'
+import { nowSec, testToken, tokenFixture } from '../helpers/tokens.ts'
+import { openSocket, upgradeStatus } from '../helpers/ws.ts'
+import { until } from '../helpers/until.ts'
 
 t.test('streams room messages as text/event-stream with id = the room seq, over HTTP/2 and HTTP/1.1', async (t) => {
   const server = await listen(t)
@@ -142,14 +26,6 @@ t.test('streams room messages as text/event-stream with id = the room seq, over 
     t.match(data, { from: 'bob', payload: { text: 'hi' }, room: `chat-${String(h1)}`, seq: 1 }, h1 ? 'HTTP/1.1' : 'HTTP/2')
     t.equal(e.id, String(data.seq))
   }
-})
-
-t.test('items:changed reaches an SSE subscriber of the items room', async (t) => {
-  const server = await listen(t)
-  const sse = await openSse(t, server, { path: '/sse?room=items' })
-  await sse.next(isEvent('stream:ready'))
-  await server.app.roomHub.publish('items', 'items:changed', { op: 'created', id: 'x' })
-  t.match(JSON.parse((await sse.next(isEvent('items:changed'))).data!), { op: 'created', id: 'x', room: 'items', seq: 1 })
 })
 
 t.test('reconnecting with Last-Event-ID replays the gap in order, without duplicates, then live messages', async (t) => {
@@ -202,6 +78,25 @@ t.test('a Last-Event-ID beyond the history says recovered: false; a malformed on
   t.match(JSON.parse(await bad.body()), { code: 'BAD_REQUEST', detail: /Last-Event-ID/ })
 })
 
+t.test('a Last-Event-ID beyond the room\'s seq (the server restarted without Redis) says recovered: false, and live messages still arrive', async (t) => {
+  const server = await listen(t)
+  const hub = server.app.roomHub
+  for (let n = 1; n <= 2; n++) await hub.publish('ahead', 'room:message', { n })
+  const sse = await openSse(t, server, { path: '/sse?room=ahead', headers: { 'last-event-id': '50' } })
+  t.match(JSON.parse((await sse.next(isEvent('stream:ready'))).data!), { recovered: { ahead: false } })
+  await hub.publish('ahead', 'room:message', { n: 3 })
+  const live = await sse.next(isEvent('room:message'))
+  t.equal(JSON.parse(live.data!).n, 3)
+  t.equal(live.id, '3', 'the id follows the room again')
+
+  const several = await openSse(t, server, { path: '/sse?room=ahead&room=behind', headers: { 'last-event-id': '{"ahead":50,"behind":0}' } })
+  t.match(JSON.parse((await several.next(isEvent('stream:ready'))).data!), { recovered: { ahead: false, behind: true } })
+  await hub.publish('ahead', 'room:message', { n: 4 })
+  const next = await several.next(isEvent('room:message'))
+  t.equal(JSON.parse(next.data!).n, 4)
+  t.same(JSON.parse(next.id!), { ahead: 4, behind: 0 })
+})
+
 t.test('never compressed, even when the client accepts br', async (t) => {
   const server = await listen(t)
   for (const h1 of [false, true]) {
@@ -240,6 +135,20 @@ t.test('auth like /ws: 401 without a token, ?access_token= works, rooms follow t
   t.equal(foreign.status, 403, 'a foreign Origin is refused')
 })
 
+t.test('over HTTP/2 (no Host, only :authority) a page of the server\'s own origin may open a stream; a rebound host name may not', async (t) => {
+  const server = await listen(t)
+  const own = await openSse(t, server, { headers: { origin: `https://127.0.0.1:${server.port}`, ':authority': `127.0.0.1:${server.port}` } })
+  t.equal(own.status, 200)
+  await own.next(isEvent('stream:ready'))
+  const rebound = `rebound.example:${server.port}`
+  const foreign = await openSse(t, server, { headers: { origin: `https://${rebound}`, ':authority': rebound } })
+  t.equal(foreign.status, 403, 'DNS rebinding: the authority is not one of the server\'s names')
+  for (const h1 of [false, true]) {
+    const named = await openSse(t, server, { h1, headers: { origin: `https://localhost:${server.port}`, ...(h1 ? { host: `localhost:${server.port}` } : { ':authority': `localhost:${server.port}` }) } })
+    t.equal(named.status, 200, `a name in the server's certificate (${h1 ? 'HTTP/1.1' : 'HTTP/2'})`)
+  }
+})
+
 t.test('every token the HTTP API rejects is refused with 401, and every accepted one streams', async (t) => {
   const fixture = await tokenFixture(t)
   const server = await listen(t, { ...fixture.jwksEnv, AUTH_FAILURE_LIMIT: '1000' })
@@ -248,6 +157,31 @@ t.test('every token the HTTP API rejects is refused with 401, and every accepted
     t.equal(res.status, c.accepted ? 200 : 401, c.name)
     res.close()
   }
+})
+
+t.test('a stream ends at its token\'s exp with an error event saying why, as a WebSocket closes with 4001', async (t) => {
+  const server = await listen(t)
+  const token = testToken({ sub: 'short', exp: nowSec() + 2 })
+  const streams = await Promise.all([false, true].map(async (h1) => await openSse(t, server, { token, h1 })))
+  for (const sse of streams) {
+    await sse.next(isEvent('stream:ready'))
+    t.same(JSON.parse((await sse.next(isEvent('error'), 5000)).data!), { code: 'UNAUTHORIZED', message: 'access token expired' })
+    await sse.ended()
+  }
+  await until(() => server.app.roomHub.connectionsOf('short') === 0, 2000, 'the streams to leave the hub')
+})
+
+t.test('SSE streams and WebSockets share the per-user limit (429 with Retry-After), and a closed stream frees its slot', async (t) => {
+  const server = await listen(t, { WS_MAX_CONNECTIONS_PER_USER: '1' })
+  const first = await openSse(t, server, { token: testToken({ sub: 'tabs' }) })
+  await first.next(isEvent('stream:ready'))
+  const second = await openSse(t, server, { token: testToken({ sub: 'tabs' }) })
+  t.equal(second.status, 429)
+  t.ok(Number(second.headers['retry-after']) > 0)
+  t.equal((await upgradeStatus(server, { sub: 'tabs' })).status, 429, 'a WebSocket of the same user too')
+  first.close()
+  await until(() => server.app.roomHub.connectionsOf('tabs') === 0, 2000, 'the stream to be released')
+  t.equal((await openSse(t, server, { token: testToken({ sub: 'tabs' }) })).status, 200)
 })
 
 t.test('a comment heartbeat arrives on the configured interval', async (t) => {

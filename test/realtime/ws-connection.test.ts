@@ -1,13 +1,17 @@
 // The shared WebSocket frame: every length encoding decodes back to the text with ws's own parser;
-// and the fan-out write path: what one tick sends to a socket leaves in one write, in order.
+// the fan-out write path: what one tick sends to a socket leaves in one write, in order; and what an
+// event handler sees of the connection and the app.
 
 import t from 'tap'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
 import * as ws from 'ws'
+import { Type } from '@sinclair/typebox'
 import type { RoomHub } from '../../realtime/hub/room-hub.ts'
+import { EventRouter, defineEvent } from '../../realtime/protocol/event-router.ts'
 import { WsConnection, textFrame, type ConnectionPolicy } from '../../realtime/transports/ws-connection.ts'
 
 // ws's frame parser (exported at runtime, absent from @types/ws).
@@ -32,7 +36,8 @@ t.test('textFrame is a FIN text frame, unmasked, for every payload length encodi
   }
 })
 
-const policy: ConnectionPolicy = { maxBufferedBytes: 1 << 20, messageRate: 100, messageBurst: 100, rateCloseAfter: 10, onSent: () => {}, onSlowConsumer: () => {} }
+// No app behind this connection: the write path never reaches it.
+const policy: ConnectionPolicy = { app: {} as FastifyInstance, maxBufferedBytes: 1 << 20, messageRate: 100, messageBurst: 100, rateCloseAfter: 10, onSent: () => {}, onSlowConsumer: () => {} }
 const user = { sub: 'user-1', scopes: [], exp: Math.floor(Date.now() / 1000) + 3600 }
 
 t.test('messages fanned out to one socket in the same tick leave in one write, in order with its own sends', async (t) => {
@@ -73,4 +78,19 @@ t.test('messages fanned out to one socket in the same tick leave in one write, i
   await allReceived
   t.same(received.map((m) => (JSON.parse(m) as { data: { n: number } }).data.n), [1, 2, 3, 4], 'in the order they were sent')
   t.equal(writes, 1, 'one write for the whole tick')
+})
+
+t.test('an event handler reaches the app\'s services as ctx.app, without importing a plugin file', async (t) => {
+  // A decorator as a plugin would add it (`fastify.decorate('greeter', …)`).
+  const app = { greeter: { greet: (sub: string) => `hello ${sub}` } } as unknown as FastifyInstance
+  const sent: string[] = []
+  const socket = { readyState: 1, send: (text: string) => { sent.push(text) } } as unknown as ws.WebSocket
+  const conn = new WsConnection('c2', user, socket, {} as RoomHub, { ...policy, app }, Date.now())
+  const greet = defineEvent({
+    event: 'greet',
+    data: Type.Object({}),
+    handle: (_data, ctx) => (ctx.app as unknown as { greeter: { greet: (sub: string) => string } }).greeter.greet(ctx.user.sub)
+  })
+  await new EventRouter([greet]).dispatch(conn, JSON.stringify({ event: 'greet', data: {}, id: 'g' }))
+  t.same(sent.map((text) => JSON.parse(text)), [{ event: 'ack', id: 'g', data: 'hello user-1' }])
 })

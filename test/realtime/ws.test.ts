@@ -1,6 +1,6 @@
 // GET /ws as a client sees it (contract §4), with real `ws` clients over TLS: the handshake checks
-// before the upgrade, connection:ready, rooms, publish, presence, acks and errors, and the events
-// that flow in from HTTP (items:changed). Limits and lifecycle are in test/realtime/plugin.test.ts.
+// before the upgrade, connection:ready, rooms, publish, presence, acks and errors. Limits and
+// lifecycle are in test/realtime/plugin.test.ts.
 
 import t from 'tap'
 import { readFileSync } from 'node:fs'
@@ -50,6 +50,13 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
     t.equal((await upgradeStatus(server)).status, 101)
   })
 
+  t.test('a page on a host name that merely resolves to the server (DNS rebinding) is foreign: its Host is not one of the server\'s names', async (t) => {
+    const rebound = `rebound.example:${server.port}`
+    t.equal((await upgradeStatus(server, { headers: { origin: `https://${rebound}`, host: rebound } })).status, 403)
+    const named = `localhost:${server.port}`
+    t.equal((await upgradeStatus(server, { headers: { origin: `https://${named}`, host: named } })).status, 101, 'a name in the server\'s certificate is its own')
+  })
+
   t.test('the Origin check runs before auth: a foreign page learns nothing about tokens', async (t) => {
     const res = await upgradeStatus(server, { anonymous: true, headers: { origin: 'https://evil.example' } })
     t.equal(res.status, 403)
@@ -70,6 +77,17 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
     t.equal(res.headers.upgrade, 'websocket')
     t.match(JSON.parse(res.body), { status: 426, code: 'UPGRADE_REQUIRED', requestId: String })
   })
+})
+
+t.test('with TLS=off the server\'s own origin is its listening address (or localhost on loopback); a rebound host name is foreign', async (t) => {
+  const server = await listen(t, { TLS: 'off' })
+  const own = `127.0.0.1:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${own}` } })).status, 101)
+  const local = `localhost:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${local}`, host: local } })).status, 101)
+  const rebound = `rebound.example:${server.port}`
+  t.equal((await upgradeStatus(server, { headers: { origin: `http://${rebound}`, host: rebound } })).status, 403)
+  t.equal((await upgradeStatus(server, { headers: { origin: `https://${own}` } })).status, 403, 'another scheme is another origin')
 })
 
 t.test('every token the HTTP API rejects is refused at the upgrade with 401, and every accepted one opens', async (t) => {
@@ -143,6 +161,17 @@ for (const backend of backends) {
     })
   })
 
+  t.test(`room:join with a since beyond the room's seq (a restart without Redis) says recovered: false, and live messages still arrive (${backend.name})`, { skip: backend.skip }, async (t) => {
+    const server = await listen(t, await backend.env(t))
+    const alice = await openSocket(t, server, { sub: 'alice' })
+    const bob = await openSocket(t, server, { sub: 'bob' })
+    await alice.request('room:join', { room: 'ahead' })
+    for (let n = 1; n <= 2; n++) await alice.request('room:publish', { room: 'ahead', payload: n })
+    t.same((await bob.request('room:join', { room: 'ahead', since: 50 })).data, { room: 'ahead', joined: true, seq: 2, recovered: false })
+    await alice.request('room:publish', { room: 'ahead', payload: 3 })
+    t.match(await bob.next((m) => m.event === 'room:message'), { data: { payload: 3, seq: 3 } })
+  })
+
   t.test(`presence: join and leave pushes, and presence:list with user ids and counts (${backend.name})`, { skip: backend.skip }, async (t) => {
     const server = await listen(t, await backend.env(t))
     const alice = await openSocket(t, server, { sub: 'alice' })
@@ -208,10 +237,9 @@ t.test('errors answer the id once and never close the connection', async (t) => 
     t.match(await socket.request('room:join', { room: 'admin:ops' }), { data: { code: 'FORBIDDEN' } }, 'an undeclared namespace')
     t.match(await socket.request('presence:list', { room: 'user:bob' }), { data: { code: 'FORBIDDEN' } })
     t.match(await socket.request('room:publish', { room: 'lobby', payload: 1 }), { data: { code: 'FORBIDDEN' } }, 'publishing without joining')
-    t.match(await socket.request('room:join', { room: 'items' }), { event: 'ack' })
-    t.match(await socket.request('room:publish', { room: 'items', payload: 1 }), { data: { code: 'FORBIDDEN' } }, 'a server-written room')
-    t.match(await socket.request('presence:list', { room: 'items' }), { data: { code: 'FORBIDDEN' } }, 'a feed without presence')
     t.match(await socket.request('room:join', { room: 'user:alice' }), { event: 'ack', data: { room: 'user:alice' } }, 'one\'s own channel')
+    t.match(await socket.request('room:publish', { room: 'user:alice', payload: 1 }), { data: { code: 'FORBIDDEN' } }, 'a server-written room')
+    t.match(await socket.request('presence:list', { room: 'user:alice' }), { data: { code: 'FORBIDDEN' } }, 'a room without presence')
   })
 
   t.test('the connection is still open and serving after every error', async (t) => {
@@ -239,20 +267,6 @@ t.test('the default frame limit is 64 KiB', async (t) => {
   t.match(await socket.request('room:publish', { room: 'big', payload: 'x'.repeat(60 * 1024) }), { event: 'ack' })
   socket.send({ event: 'room:publish', data: { room: 'big', payload: 'x'.repeat(200 * 1024) } })
   t.equal((await socket.closed()).code, 1009)
-})
-
-t.test('an item created over HTTP reaches a member of room items as items:changed', async (t) => {
-  const server = await listen(t)
-  const watcher = await openSocket(t, server, { sub: 'watcher' })
-  t.match(await watcher.request('room:join', { room: 'items' }), { event: 'ack' })
-  const session = await h2session(server.url, { ca: server.ca })
-  t.teardown(() => session.close())
-  const token = testToken({ sub: 'writer', scope: 'items:write' })
-  const created = await h2request(session, '/api/v1/items', { ':method': 'POST', authorization: `Bearer ${token}`, 'content-type': 'application/json' }, JSON.stringify({ name: 'hello' }))
-  t.equal(created.status, 201)
-  const id = (JSON.parse(created.body) as { id: string }).id
-  const event = await watcher.next((m) => m.event === 'items:changed')
-  t.same(event, { event: 'items:changed', data: { id, op: 'created', room: 'items', seq: 1 } })
 })
 
 t.test('README example: room:typing is one file in realtime/protocol/events, and works', async (t) => {
