@@ -12,7 +12,7 @@ const ROOT = resolve(BENCH_DIR, '..')
 
 /** Packages whose versions go beside the figures (peers, Keel's edge plugins, load generators). */
 const PACKAGES = [
-  'fastify', 'helmet', '@fastify/cors', '@fastify/compress', '@fastify/rate-limit', '@fastify/under-pressure',
+  'fastify', 'helmet', '@fastify/cors', '@fastify/compress', '@fastify/rate-limit',
   '@fastify/jwt', 'fast-jwt', '@fastify/websocket', 'ws', 'undici', 'express', 'cors', 'compression', 'express-rate-limit',
   'jsonwebtoken', 'socket.io', 'autocannon'
 ]
