@@ -11,7 +11,7 @@ import type { HubPacket, PresenceSnapshot, PublishOptions, RoomHub, SlowConsumer
 import { TokenBucket } from '../protocol/token-bucket.ts'
 import { HubSession } from './session.ts'
 
-/** Close codes of the protocol (contract §4). */
+/** Close codes of the protocol (README "WebSocket"). */
 export const CloseCode = {
   GOING_AWAY: 1001,
   POLICY: 1008,

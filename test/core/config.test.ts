@@ -44,7 +44,7 @@ t.test('a certificate that does not parse stops the start with one line', async 
   t.match(server.output(), /^keel: cannot start: /)
 })
 
-t.test('defaults are the contract\'s embedded defaults', async (t) => {
+t.test('defaults are the embedded defaults npm start runs on', async (t) => {
   const config = loadConfig({}, tempDir())
   t.equal(config.host, '127.0.0.1')
   t.equal(config.port, 3000)

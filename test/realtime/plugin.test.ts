@@ -33,7 +33,7 @@ t.test('an HTTP/2 client and a WebSocket client use the same server and port at 
   t.teardown(() => session.close())
   t.equal((await h2request(session, '/health/live')).alpn, 'h2')
 
-  // A client that offers only http/1.1 in ALPN, as the contract tells HTTP/2-capable clients to do.
+  // A client that offers only http/1.1 in ALPN, as the README tells HTTP/2-capable clients to do.
   const socket = await openSocket(t, server, { client: { ALPNProtocols: ['http/1.1'] } })
   t.equal((rawSocketOf(socket) as TLSSocket).alpnProtocol, 'http/1.1')
   const plain = await openSocket(t, server, { sub: 'no-alpn' })

@@ -1,4 +1,4 @@
-// Rooms across instances (contract §4, REDIS_URL): two Keel servers sharing one real redis-server —
+// Rooms across instances (REDIS_URL, README "Running several instances"): two Keel servers sharing one real redis-server —
 // messages both ways with one seq per room, presence of both (and a killed instance's members
 // expiring), replay from the Redis Streams history when a client moves to the other instance,
 // publish dedup, and a Redis outage that local delivery survives and cross-instance delivery recovers from.

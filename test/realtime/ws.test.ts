@@ -1,4 +1,4 @@
-// GET /ws as a client sees it (contract §4), with real `ws` clients over TLS: the handshake checks
+// GET /ws as a client sees it (README "WebSocket"), with real `ws` clients over TLS: the handshake checks
 // before the upgrade, connection:ready, rooms, publish, presence, acks and errors. Limits and
 // lifecycle are in test/realtime/plugin.test.ts.
 

@@ -1,4 +1,4 @@
-// /api/v1/items as CONTRACT.md §3 promises it: ETags and 304s for GET and HEAD, If-Match on writes
+// /api/v1/items as the README promises it: ETags and 304s for GET and HEAD, If-Match on writes
 // (428 / 412 / 200 + new ETag, no lost update), persistence across restarts, validation as
 // problem+json, cursor pagination, and an `items:changed` event per change.
 
