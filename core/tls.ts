@@ -1,5 +1,6 @@
-// TLS material for the HTTPS server: reads and checks a PEM pair (and CA for mutual TLS) and
-// builds the secure-server options. TLS 1.3 only; ALPN offers h2 then http/1.1.
+// TLS material for the HTTPS server: reads and checks a PEM pair (and the CA for mutual TLS), and the
+// secure-context options a reload installs (TLS 1.3 only). ALPN (h2, then http/1.1) is set by the HTTP/2
+// server itself (core/server-options.ts: allowHTTP1).
 
 import { readFileSync } from 'node:fs'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
