@@ -87,7 +87,8 @@ t.test('the Dockerfile replayed into a clean directory: production dependencies 
       // The image's npm ci, with this machine's npm cache first (CI's own npm ci has just filled it),
       // so the step is quick and needs the registry only for what the cache lacks.
       runEnv: { ...npmSettings(), PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: process.env.HOME, npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' },
-      runTimeoutMs: 240_000
+      // Inside the file's 120 s budget (.taprc), with room for the start that follows.
+      runTimeoutMs: 80_000
     })
   } catch (err) {
     if (err instanceof RunStepFailed && NETWORK_ERROR.test(err.failure.output)) {
