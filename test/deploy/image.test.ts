@@ -3,7 +3,7 @@
 // and production variables. The Dockerfile and this test cannot drift: the test has no steps of its own.
 
 import t from 'tap'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { createSelfSignedCertificate } from '../../core/dev-cert.ts'
 import { ROOT, TEST_JWT_SECRET, tempDir, spawnCommand, waitListening } from '../helpers/app.ts'
@@ -115,7 +115,6 @@ t.test('the Dockerfile replayed into a clean directory: production dependencies 
   // TLS as production provides it: a pair mounted from outside (production never generates one).
   const secrets = tempDir('keel-image-tls-')
   const pair = await createSelfSignedCertificate()
-  mkdirSync(secrets, { recursive: true })
   writeFileSync(join(secrets, 'tls.crt'), pair.cert)
   writeFileSync(join(secrets, 'tls.key'), pair.key, { mode: 0o600 })
 
