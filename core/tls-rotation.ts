@@ -43,6 +43,9 @@ export default fp<TlsRotationOptions>(async function tlsRotation (fastify, opts)
   const watchers: FSWatcher[] = []
   let timer: NodeJS.Timeout | undefined
   const names = new Set([opts.files.certFile, opts.files.keyFile, opts.files.caFile].filter((f) => f !== undefined).map((f) => basename(f)))
+  // A Kubernetes Secret or ConfigMap volume never rewrites its files: it swaps the `..data` symlink
+  // they point through (how cert-manager's renewals arrive), so that name is a change of the pair too.
+  names.add('..data')
   // Watch directories, not files: a rename-into-place (how most tools write) replaces the inode.
   for (const dir of new Set([opts.files.certFile, opts.files.keyFile].map((f) => dirname(f)))) {
     const watcher = watch(dir, (_event, name) => {

@@ -120,11 +120,14 @@ export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tem
   const [command, ...args] = options.openFilesLimit === undefined
     ? entry
     : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]
-  const proc = spawn(command!, args, {
-    cwd,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  const testEnv = { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env }
+  return spawnCommand(t, [command!, ...args], cwd, testEnv)
+}
+
+/** Runs `argv` with exactly `env` (nothing inherited), capturing its output; killed when the test ends. */
+export function spawnCommand (t: Teardown, argv: string[], cwd: string, env: Record<string, string | undefined>): Spawned {
+  const [command, ...args] = argv
+  const proc = spawn(command!, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString() })
   proc.stderr!.on('data', (c: Buffer) => { out += c.toString() })
