@@ -6,6 +6,9 @@
 
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { connect as h2connect, type IncomingHttpHeaders, type Settings } from 'node:http2'
+import type { Duplex } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -19,6 +22,7 @@ import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.ts
 import { isEvent, openSse } from '../helpers/sse.ts'
 import { testToken } from '../helpers/tokens.ts'
 import { until } from '../helpers/until.ts'
+import WebSocket from 'ws'
 import { openSocket, upgradeStatus, type Message, type TestSocket } from '../helpers/ws.ts'
 
 const skip = proxySkipReason() || redisSkipReason()
@@ -140,6 +144,40 @@ async function clientOn (t: Test, d: Deployment, name: Name, sub: string): Promi
   throw new Error(`no connection landed on instance ${name}`)
 }
 
+/** What `ws` does with a stream it did not open (not in its types): speaks WebSocket over it, as a client when `_isServer` is false. */
+interface AdoptingWebSocket { _isServer: boolean, setSocket: (socket: Duplex, head: Buffer, options: { maxPayload: number }) => void }
+
+/**
+ * Opens /ws as an HTTP/2 extended CONNECT (RFC 8441), as Chrome does on an HTTP/2 connection whose
+ * server offers it; resolves with what the proxy offered, the CONNECT's status and the first message.
+ */
+async function h2WebSocket (t: Test, proxy: TestProxy, token: string): Promise<{ offered: boolean, status: number, first: Message }> {
+  const session = h2connect(proxy.url, { ca: proxy.ca, servername: 'localhost', ALPNProtocols: ['h2'] })
+  session.on('error', () => {})
+  t.teardown(() => session.destroy())
+  const [settings] = await bounded(once(session, 'remoteSettings'), 5000, 'HTTP/2 settings') as [Settings]
+  const stream = session.request({
+    ':method': 'CONNECT',
+    ':protocol': 'websocket',
+    ':scheme': 'https',
+    ':path': '/ws',
+    ':authority': new URL(proxy.publicOrigin).host,
+    'sec-websocket-version': '13',
+    authorization: `Bearer ${token}`,
+    origin: proxy.publicOrigin
+  })
+  stream.on('error', () => {})
+  const [headers] = await bounded(once(stream, 'response'), 5000, 'the CONNECT\'s answer') as [IncomingHttpHeaders]
+  // ws reads its options even for a socket it did not open; its types leave them out of that form.
+  const ws = Reflect.construct(WebSocket, [null, undefined, {}]) as WebSocket
+  const adopting = ws as unknown as AdoptingWebSocket
+  adopting._isServer = false
+  adopting.setSocket(stream, Buffer.alloc(0), { maxPayload: 1 << 20 })
+  t.teardown(() => ws.terminate())
+  const [raw] = await bounded(once(ws, 'message'), 5000, 'the first WebSocket message') as [Buffer]
+  return { offered: settings.enableConnectProtocol === true, status: Number(headers[':status']), first: JSON.parse(raw.toString()) }
+}
+
 const isMessage = (room: string, n: number) => (m: Message) => m.event === 'room:message' && m.data.room === room && m.data.payload?.n === n
 
 interface HttpLoad {
@@ -210,6 +248,8 @@ function startPublishing (client: KeelClient, room: string): { published: number
   }
 }
 
+// One deployment serves every subtest (starting it takes seconds), hence one long function: the
+// subtests run in order, and the last ones change it (an instance restarted, Redis stopped).
 t.test('two Keel instances and Redis behind deploy/haproxy/haproxy.cfg', { skip }, async (t) => {
   const d = await deploy(t)
 
@@ -228,8 +268,12 @@ t.test('two Keel instances and Redis behind deploy/haproxy/haproxy.cfg', { skip 
     }
     t.same([...answeredBy].sort(), NAMES, 'both instances answered')
     await t.rejects(h1request(`${d.proxy.url}/health/live`, { ca: d.proxy.ca, maxVersion: 'TLSv1.2' }), 'TLS 1.2 is refused')
-    const metrics = await h1request(`${d.proxy.url}/metrics`, { ca: d.proxy.ca })
-    t.match(metrics, { status: 404, headers: { 'content-type': 'application/problem+json' } }, '/metrics is not public')
+  })
+
+  t.test('/metrics stays inside: the proxy answers 404 problem+json for it', async (t) => {
+    const res = await h1request(`${d.proxy.url}/metrics`, { ca: d.proxy.ca })
+    t.match(res, { status: 404, headers: { 'content-type': 'application/problem+json' } })
+    t.match(JSON.parse(res.body), { status: 404, title: 'Not Found' })
   })
 
   t.test('the proxy passes x-request-id and the client\'s address, which the instance believes, not one the client claims', async (t) => {
@@ -243,11 +287,13 @@ t.test('two Keel instances and Redis behind deploy/haproxy/haproxy.cfg', { skip 
     const logged = loggedRequest(d.instances[await d.servedBy(id)], id)
     t.equal(logged.req.remoteAddress, '127.0.0.2', 'the instance logged the client\'s own address')
 
+    // Without an id the proxy makes one: its access line (which shows the id the request carried
+    // onwards) and the instance's log both hold the id the client got back.
     const anonymous = await h1request(`${d.proxy.url}/health/live`, { ca: d.proxy.ca })
     const made = String(anonymous.headers['x-request-id'])
-    await d.servedBy(made)
-    await until(() => d.proxy.output().includes(`{${made}}`), 5000, 'the proxy to log the request')
-    t.pass('without an id, the proxy makes one: its log line and the instance\'s carry the id the client got')
+    t.ok(await d.servedBy(made), 'the instance logged the request under the id the client got')
+    await until(() => d.proxy.output().includes(`{${made}}`), 5000, 'the proxy to log the request with that id')
+    t.pass('the proxy\'s log line carries the same id')
   })
 
   t.test('a message written on one instance is read from its room on the other, from the history and live', async (t) => {
@@ -263,6 +309,11 @@ t.test('two Keel instances and Redis behind deploy/haproxy/haproxy.cfg', { skip 
     await sockets.a.request('room:publish', { room: 'notes', payload: { n: 4 } })
     t.match((await live).data, { seq: 4, from: 'notes-user' }, 'a WebSocket on one instance receives what a client on the other published')
     t.match(await upgradeStatus(d.proxy, { headers: { origin: 'https://elsewhere.example' } }), { status: 403 }, 'a page of another origin is still refused')
+  })
+
+  t.test('an HTTP/2 client opens /ws as an extended CONNECT through the proxy, as browsers do when it is offered', async (t) => {
+    const opened = await h2WebSocket(t, d.proxy, testToken({ sub: 'h2-user' }))
+    t.match(opened, { offered: true, status: 200, first: { event: 'connection:ready', data: { user: { sub: 'h2-user' } } } })
   })
 
   t.test('an SSE stream through the proxy gets each event as it is published, uncompressed', async (t) => {
