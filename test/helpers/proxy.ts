@@ -5,12 +5,12 @@
 
 import { spawnSync } from 'node:child_process'
 import { connect } from 'node:net'
-import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureDevCertificate } from '../../core/dev-cert.ts'
 import { ROOT, spawnProcess, tempDir, type Spawned } from './app.ts'
 import { freePort } from './ports.ts'
+import { until } from './until.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -39,20 +39,20 @@ export interface TestProxy extends Spawned {
   publicOrigin: string
 }
 
+async function accepts (port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve(true) })
+    socket.once('error', () => { resolve(false) })
+  })
+}
+
 /** Resolves once `port` accepts connections; rejects when the process exits first or after the deadline. */
-async function waitAccepting (port: number, proxy: Spawned, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (proxy.proc.exitCode !== null || proxy.proc.signalCode !== null) break
-    const accepted = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.once('connect', () => { socket.destroy(); resolve(true) })
-      socket.once('error', () => { resolve(false) })
-    })
-    if (accepted) return
-    // Not listening yet: wait for its next output or a short while, whichever comes first.
-    await Promise.race([once(proxy.proc.stdout!, 'data'), proxy.exited, new Promise((resolve) => setTimeout(resolve, 50))])
-  }
-  throw new Error(`haproxy did not accept connections on ${port} within ${READY_TIMEOUT_MS} ms: ${proxy.output()}`)
+async function waitAccepting (port: number, proxy: Spawned): Promise<void> {
+  await until(async () => {
+    if (proxy.proc.exitCode !== null || proxy.proc.signalCode !== null) throw new Error(`haproxy exited: ${proxy.output()}`)
+    return await accepts(port)
+  }, READY_TIMEOUT_MS, `haproxy to accept connections on ${port}`)
 }
 
 /**
@@ -76,6 +76,6 @@ export async function startProxy (t: Teardown, backends: Record<string, string>,
     env: { PATH: process.env.PATH, PROXY_BIND: `127.0.0.1:${port}`, PROXY_CERT: pemFile, ...backends }
   })
   const proxy: TestProxy = { ...spawned, port, url: `https://127.0.0.1:${port}`, ca, publicOrigin: `https://localhost:${port}` }
-  await waitAccepting(port, proxy, Date.now() + READY_TIMEOUT_MS)
+  await waitAccepting(port, proxy)
   return proxy
 }
