@@ -12,6 +12,7 @@ import type { Duplex } from 'node:stream'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
+import WebSocket from 'ws'
 import type { KeelClient } from '../../client/keel-client.ts'
 import { ROOT, spawnServer, waitListening, type Spawned } from '../helpers/app.ts'
 import { h1request, h2request, h2session, type Response } from '../helpers/http.ts'
@@ -22,7 +23,6 @@ import { redisSkipReason, startRedis, type TestRedis } from '../helpers/redis.ts
 import { isEvent, openSse } from '../helpers/sse.ts'
 import { testToken } from '../helpers/tokens.ts'
 import { until } from '../helpers/until.ts'
-import WebSocket from 'ws'
 import { openSocket, upgradeStatus, type Message, type TestSocket } from '../helpers/ws.ts'
 
 const skip = proxySkipReason() || redisSkipReason()
