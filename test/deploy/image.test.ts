@@ -6,7 +6,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { createSelfSignedCertificate } from '../../core/dev-cert.ts'
-import { ROOT, TEST_JWT_SECRET, tempDir, spawnCommand, waitListening } from '../helpers/app.ts'
+import { ROOT, TEST_JWT_SECRET, tempDir, spawnProcess, waitListening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
 import { parseDockerfile, parseDockerignore, execForm, keyValues, replayDockerfile, RunStepFailed, type Stage } from '../helpers/dockerfile.ts'
 
@@ -119,15 +119,18 @@ t.test('the Dockerfile replayed into a clean directory: production dependencies 
   writeFileSync(join(secrets, 'tls.key'), pair.key, { mode: 0o600 })
 
   const before = snapshot(app, join(app, 'data'))
-  const server = await waitListening(spawnCommand(t, image.command, app, {
-    ...image.env,
-    // The test binds loopback only; inside the container HOST stays the image's.
-    HOST: '127.0.0.1',
-    PORT: '0',
-    PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
-    TLS_CERT_FILE: join(secrets, 'tls.crt'),
-    TLS_KEY_FILE: join(secrets, 'tls.key'),
-    JWT_SECRET: TEST_JWT_SECRET
+  const server = await waitListening(spawnProcess(t, image.command[0]!, image.command.slice(1), {
+    cwd: app,
+    env: {
+      ...image.env,
+      // The test binds loopback only; inside the container HOST stays the image's.
+      HOST: '127.0.0.1',
+      PORT: '0',
+      PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
+      TLS_CERT_FILE: join(secrets, 'tls.crt'),
+      TLS_KEY_FILE: join(secrets, 'tls.key'),
+      JWT_SECRET: TEST_JWT_SECRET
+    }
   }), 30_000)
   const ready = await h1request(`${server.url}/health/ready`, { ca: pair.cert })
   t.equal(ready.status, 200, '/health/ready answers 200')

@@ -120,21 +120,21 @@ export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tem
   const [command, ...args] = options.openFilesLimit === undefined
     ? entry
     : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]
-  const testEnv = { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env }
-  return spawnCommand(t, [command!, ...args], cwd, testEnv)
+  return spawnProcess(t, command!, args, {
+    cwd,
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env }
+  })
 }
 
-/** Runs `argv` with exactly `env` (nothing inherited), capturing its output; killed when the test ends. */
-export function spawnCommand (t: Teardown, argv: string[], cwd: string, env: Record<string, string | undefined>): Spawned {
-  const [command, ...args] = argv
-  const proc = spawn(command!, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** Runs `command` with exactly `env`, collecting its stdout and stderr; killed when the test ends if still running. */
+export function spawnProcess (t: Teardown, command: string, args: string[], options: { cwd: string, env: Record<string, string | undefined> }): Spawned {
+  const proc = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stdout!.on('data', (c: Buffer) => { out += c.toString() })
   proc.stderr!.on('data', (c: Buffer) => { out += c.toString() })
   const exited = once(proc, 'exit').then(([code]) => code as number | null)
   t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL') })
-  const spawned: Spawned = { proc, output: () => out, exited, port: 0, url: '' }
-  return spawned
+  return { proc, output: () => out, exited, port: 0, url: '' }
 }
 
 /** Resolves when the process output matches `pattern`; rejects after `timeoutMs` or when it exits first. */

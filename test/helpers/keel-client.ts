@@ -16,8 +16,8 @@ export interface TestClient {
 }
 
 /** A `ws` socket to `url` trusting the test server's certificate (ws passes TLS options through; its types omit `servername`). */
-export function trustedSocket (server: WsTarget, url: string): WebSocket {
-  const options: ClientOptions & Pick<ConnectionOptions, 'servername'> = { ca: server.ca, servername: 'localhost' }
+export function trustedSocket (server: WsTarget, url: string, headers?: Record<string, string>): WebSocket {
+  const options: ClientOptions & Pick<ConnectionOptions, 'servername'> = { ca: server.ca, servername: 'localhost', headers }
   return new WebSocket(url, options)
 }
 

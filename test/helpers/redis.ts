@@ -3,8 +3,9 @@
 // declare `{ skip: redisSkipReason() }` so a machine without either skips them with a printed reason.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
 import { once } from 'node:events'
+import { freePort } from './ports.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -35,17 +36,6 @@ export function redisSkipReason (opts: { control?: boolean } = {}): string | fal
   if (opts.control === true) return 'needs redis-server on PATH to stop and restart Redis (install redis-server)'
   if (process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '') return false
   return 'needs redis-server on PATH or REDIS_URL (install redis-server)'
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const address = server.address()
-  server.close()
-  await once(server, 'close')
-  if (typeof address !== 'object' || address === null) throw new Error('no port')
-  return address.port
 }
 
 /** Resolves once the server answers PING with PONG; rejects on exit or after the deadline. */
