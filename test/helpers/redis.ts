@@ -37,7 +37,7 @@ export function redisSkipReason (opts: { control?: boolean } = {}): string | fal
   return 'needs redis-server on PATH or REDIS_URL (install redis-server)'
 }
 
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
