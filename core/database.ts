@@ -31,12 +31,13 @@ const SQLITE_BUSY_TIMEOUT_MS = 5000
 export function openSqlite (file: string): DatabaseSync {
   if (file !== MEMORY_DATABASE) mkdirSync(dirname(file), { recursive: true })
   const db = new DatabaseSync(file)
+  // First: switching a new file to WAL takes a lock that a second instance starting at once must wait for.
+  db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
   if (file !== MEMORY_DATABASE) {
     // WAL: readers never wait for the writer. synchronous=NORMAL is durable across process crashes
     // in WAL mode (only an OS crash may lose the last commits) and avoids an fsync per write.
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL')
   }
-  db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
   return db
 }
 

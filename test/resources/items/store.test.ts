@@ -5,6 +5,8 @@
 
 import t, { type Test } from 'tap'
 import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import pino from 'pino'
@@ -14,7 +16,8 @@ import { openItemsStore } from '../../../resources/items/store-plugin.ts'
 import { closeDatabase, openDatabase, type Database } from '../../../core/database.ts'
 import type { DatabaseConfig } from '../../../core/config.ts'
 import { AppError } from '../../../core/errors.ts'
-import { tempDir } from '../../helpers/app.ts'
+import { ROOT, tempDir } from '../../helpers/app.ts'
+import { until } from '../../helpers/until.ts'
 import { postgresSkipReason, startPostgres, type TestPostgres } from '../../helpers/postgres.ts'
 
 const log = pino({ level: 'silent' }) as FastifyBaseLogger
@@ -163,6 +166,42 @@ t.test('SQLite: a file written before migrations existed keeps its items', async
   old.close()
   const { store } = await open(t, { file })
   t.same(await store.get('old-id'), { id: 'old-id', name: 'old', tags: ['t'], version: 3, createdAt: 1000, updatedAt: 2000 })
+})
+
+// A process that opens the items store on `file` once it reads "go" on stdin, then prints the outcome.
+const OPEN_ON_GO = `
+  import { once } from 'node:events'
+  import pino from 'pino'
+  import { openDatabase } from './core/database.ts'
+  import { openItemsStore } from './resources/items/store-plugin.ts'
+  const [file] = process.argv.slice(1)
+  console.log('ready')
+  await once(process.stdin, 'data')
+  const database = await openDatabase({ url: undefined, file, poolMax: 1, statementTimeoutMs: 1000, connectTimeoutMs: 1000 }, pino({ level: 'silent' }))
+  const applied = await openItemsStore(database, pino({ level: 'info' })).then(() => 'opened', (err) => 'failed: ' + err.message)
+  console.log(applied)
+  process.exit(0)
+`
+
+t.test('SQLite: four processes opening a new file at the same moment all succeed; the migration is applied once', async (t) => {
+  const file = join(tempDir(), 'keel.db')
+  const children = Array.from({ length: 4 }, () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', OPEN_ON_GO, file], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] })
+    t.teardown(() => { child.kill() })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    return { child, output: () => out }
+  })
+  // Released together once every process has loaded its code: the opens really overlap.
+  await Promise.all(children.map(async ({ output }) => { await until(() => output().includes('ready'), 60_000, 'a process to load') }))
+  for (const { child } of children) child.stdin.write('go\n')
+  await Promise.all(children.map(async ({ child }) => { if (child.exitCode === null) await once(child, 'exit') }))
+  const outputs = children.map(({ output }) => output())
+  t.same(outputs.filter((o) => !o.includes('opened')), [], 'every process opened the store')
+  t.equal(outputs.filter((o) => o.includes('items: database migrations applied')).length, 1, 'one applied the migration; the others waited for it and found it done')
+  const db = new DatabaseSync(file)
+  t.teardown(() => db.close())
+  t.same(db.prepare('SELECT name FROM items_migration').all().map((r) => r.name), ['0001-create-items'])
 })
 
 t.test('closing the database twice is harmless', async (t) => {
