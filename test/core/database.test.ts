@@ -39,7 +39,7 @@ t.test('DATABASE_URL with a wrong password: one line naming DATABASE_URL, exit 1
   const pg = await postgres()
   const database = nameOf(await pg.createDatabase())
   const secret = 'wrong-s3cret-password'
-  const s = spawnServer(t, { TLS: 'off', DATABASE_URL: pg.urlOf(database, TEST_DB_USER, secret) })
+  const s = spawnServer(t, { TLS: 'off', LOG_LEVEL: 'trace', DATABASE_URL: pg.urlOf(database, TEST_DB_USER, secret) })
   t.equal(await s.exited, 1)
   const lines = s.output().split('\n').filter((l) => l.includes('DATABASE_URL'))
   t.equal(lines.length, 1, s.output())

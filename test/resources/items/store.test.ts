@@ -175,12 +175,14 @@ const OPEN_ON_GO = `
   import { openDatabase } from './core/database.ts'
   import { openItemsStore } from './resources/items/store-plugin.ts'
   const [file] = process.argv.slice(1)
+  // What the migration loads on first use, loaded now: after "go", the processes race on the file alone.
+  await Promise.all([import('kysely'), import('kysely/migration'), import('./core/sqlite-dialect.ts')])
   console.log('ready')
   await once(process.stdin, 'data')
+  process.stdin.destroy()
   const database = await openDatabase({ url: undefined, file, poolMax: 1, statementTimeoutMs: 1000, connectTimeoutMs: 1000 }, pino({ level: 'silent' }))
   const applied = await openItemsStore(database, pino({ level: 'info' })).then(() => 'opened', (err) => 'failed: ' + err.message)
   console.log(applied)
-  process.exit(0)
 `
 
 t.test('SQLite: four processes opening a new file at the same moment all succeed; the migration is applied once', async (t) => {
