@@ -14,6 +14,7 @@ import requestBody from './core/request-body.ts'
 import metrics from './core/metrics.ts'
 import health from './core/health.ts'
 import redis from './core/redis.ts'
+import database from './core/database.ts'
 import tlsRotation from './core/tls-rotation.ts'
 import connectionLimits from './core/connection-limits.ts'
 import connections from './core/connections.ts'
@@ -58,6 +59,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(metrics)
   await typed.register(health)
   await typed.register(redis, { url: config.redisUrl })
+  await typed.register(database, config.database)
   await typed.register(connectionLimits, { maxConnections: h.maxConnections, maxConnectionsPerIp: h.maxConnectionsPerIp })
   await typed.register(connections)
   await typed.register(domainEvents)
@@ -96,7 +98,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(quotesRoutes, { baseUrl: config.upstreams.quotesUrl })
 
   // Resources: each registers its store, routes, rooms and real-time feed.
-  await typed.register(items, { databaseFile: config.databaseFile })
+  await typed.register(items)
 
   return app
 }

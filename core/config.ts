@@ -239,12 +239,36 @@ const auth = section({
 })
 
 // ---------------------------------------------------------------------------------------------------
-// Shared state: Redis (rate-limit counters, rooms across instances) and the example resource's store.
+// Shared state: Redis (rate-limit counters, rooms across instances).
 
 const stores = section({
-  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL', { url: true })),
-  DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:')
-}, (e) => ({ redisUrl: e.REDIS_URL, databaseFile: e.DATABASE_FILE }))
+  REDIS_URL: Type.Optional(env(Type.String({ pattern: '^rediss?://[^\\s]+$' }), 'a redis:// or rediss:// URL', { url: true }))
+}, (e) => ({ redisUrl: e.REDIS_URL }))
+
+// ---------------------------------------------------------------------------------------------------
+// The resources' database (core/database.ts): PostgreSQL with DATABASE_URL, else the embedded SQLite file.
+
+const database = section({
+  // A secret as a whole: its password may sit in the authority or in a query parameter.
+  DATABASE_URL: Type.Optional(env(Type.String({ pattern: '^postgres(ql)?://[^\\s]+$' }), 'a postgres:// or postgresql:// URL', { url: true, secret: true })),
+  DATABASE_FILE: env(Type.String({ minLength: 1, default: 'data/keel.db' }), 'a file path or :memory:'),
+  // Connections per instance: PostgreSQL's max_connections (100 by default) is shared by every instance
+  // and tool, so instances × DATABASE_POOL_MAX must stay below it. A request holds one for a statement.
+  DATABASE_POOL_MAX: int(1, 1000, 10, 'connections, 1–1000'),
+  // An item query takes milliseconds; 5 s means the database is sick, and the request gets 503 instead of waiting.
+  DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000, 5000, 'milliseconds, 100–600000'),
+  // Time to get a connection, queueing for a free one in the pool included: past it, 503.
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000, 2000, 'milliseconds, 100–60000')
+}, (e) => ({
+  database: {
+    /** PostgreSQL when set (a secret: never logged); else SQLite in `file`. */
+    url: e.DATABASE_URL,
+    file: e.DATABASE_FILE,
+    poolMax: e.DATABASE_POOL_MAX,
+    statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+    connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS
+  }
+}))
 
 // ---------------------------------------------------------------------------------------------------
 // Realtime: WebSocket (/ws) and SSE (/sse) sessions on the room hub.
@@ -375,13 +399,15 @@ const upstreams = section({
 // ---------------------------------------------------------------------------------------------------
 // Assembly. A new section is declared above and added to this list; nothing else changes.
 
-const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, realtime, upstreams] as const
+const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, database, realtime, upstreams] as const
 
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
 export type Config = Simplify<UnionToIntersection<ReturnType<typeof SECTIONS[number]['map']>>>
 /** How every upstream client behaves (outbound/plugin.ts turns it into client options). */
 export type UpstreamPolicy = Config['upstreams']['policy']
+/** Where the resources' data lives (core/database.ts opens it). */
+export type DatabaseConfig = Config['database']
 
 export const EnvSchema = Type.Object(Object.assign({}, ...SECTIONS.map((s) => s.vars)) as TProperties)
 

@@ -25,6 +25,8 @@ export interface HttpContenderSpec {
    * and its own probe must show no `responseDifferences`. Listed after that contender in its scenario.
    */
   mirrors?: HttpContenderSpec
+  /** Passed to the server as its `databaseUrl` (Keel: DATABASE_URL). */
+  databaseUrl?: string
 }
 
 const certificates = new Map<string, Promise<{ certFile: string, keyFile: string }>>()
@@ -111,7 +113,7 @@ export function httpContender (spec: HttpContenderSpec): Contender {
     start: async (settings: RunSettings) => {
       const tls = spec.tls === true ? await benchCertificate(settings.workDir) : undefined
       const reference = mirroredProbe(spec)
-      const options = { tls, profileFile: spec.profileFile, mirror: reference?.headers }
+      const options = { tls, profileFile: spec.profileFile, mirror: reference?.headers, databaseUrl: spec.databaseUrl }
       const server = await startServer({ script: spec.script, options, cpu: settings.pinning?.server })
       const origin = `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${server.port}`
       try {

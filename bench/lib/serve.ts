@@ -19,6 +19,8 @@ export interface ServerOptions {
   profileFile?: string
   /** The floor server (node-http-floor.ts) repeats this response's headers: another server's, as probed. */
   mirror?: IncomingHttpHeaders
+  /** Keel's DATABASE_URL (PostgreSQL); absent: its SQLite store, in memory. */
+  databaseUrl?: string
 }
 
 // 500 µs: twice --cpu-prof's default resolution, still a small overhead at tens of thousands of requests/s.

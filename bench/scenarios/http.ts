@@ -6,6 +6,7 @@
 import jwt from 'jsonwebtoken'
 import { httpContender, type HttpContenderSpec } from '../lib/http-contender.ts'
 import { findH2load, type HttpLoad } from '../lib/load.ts'
+import { postgresContender, postgresMissing } from '../lib/postgres-contender.ts'
 import { profileAgainst } from '../lib/profiling.ts'
 import { CPU_PER_OP, RATE, type MetricSpec, type Scenario } from '../lib/scenario.ts'
 import { SYNC_COMPRESS_MAX_BYTES } from '../../edge/compress.ts'
@@ -34,6 +35,7 @@ const H2_METRICS: MetricSpec[] = [
 const h1 = (path: string, headers: Record<string, string> = BROWSER): HttpLoad => ({ path, headers, connections: H1_CONNECTIONS })
 const h2 = (path: string): HttpLoad => ({ path, headers: BROWSER, ...H2_LOAD })
 
+const ITEMS_PAGE = '/api/v1/items?limit=1'
 const keelEdge: HttpContenderSpec = { id: 'keel', label: 'Keel (full edge stack)', script: 'keel.ts', load: h1(SMALL_PATH) }
 const bareFastify: HttpContenderSpec = { id: 'fastify', label: 'bare Fastify', script: 'fastify.ts', load: h1(SMALL_PATH) }
 const nodeHttpFloor: HttpContenderSpec = { id: 'node-http', label: 'raw node:http, Keel\'s response (floor)', script: 'node-http-floor.ts', mirrors: keelEdge, load: h1(SMALL_PATH) }
@@ -60,6 +62,8 @@ const edge: Scenario = {
     '1,000,000/s so it counts every request and never answers 429).',
     `Requests carry \`Origin: ${BENCH_ORIGIN}\` (allowed by every CORS policy) and \`Accept-Encoding: ${BROWSER['accept-encoding']}\` (the body is under the 1 KiB threshold: negotiated, not compressed).`,
     '"Keel items" is the real route `GET /api/v1/items?limit=1` (same policies plus validation and a SQLite read): what a product route costs on top.',
+    '"Keel items (PostgreSQL page)" is the same route with DATABASE_URL set: a local PostgreSQL (durability off, its CPU not in Keel\'s column), ' +
+    'one pooled query per request; left out when PostgreSQL\'s server binaries are absent.',
     'Raw node:http (floor): a plain `node:http` server writing the response Keel writes — the headers of Keel\'s probe in the same ' +
     'order and the same body, with a fresh `x-request-id`, the ETag hashed from the serialized body, the length and the rate-limit ' +
     'count computed per request, and nothing else (the harness refuses to measure it unless its response is Keel\'s): the limit Keel ' +
@@ -69,7 +73,8 @@ const edge: Scenario = {
   ],
   contenders: [
     httpContender(keelEdge),
-    httpContender({ id: 'keel-items', label: 'Keel items (SQLite page)', script: 'keel.ts', load: h1('/api/v1/items?limit=1') }),
+    httpContender({ id: 'keel-items', label: 'Keel items (SQLite page)', script: 'keel.ts', load: h1(ITEMS_PAGE) }),
+    ...(postgresMissing() === undefined ? [postgresContender({ id: 'keel-items-pg', label: 'Keel items (PostgreSQL page)', script: 'keel.ts', load: h1(ITEMS_PAGE) })] : []),
     httpContender(nodeHttpFloor),
     httpContender(bareFastify),
     httpContender({ id: 'express', label: 'Express 5 stack', script: 'express.ts', load: h1(SMALL_PATH) })

@@ -1,7 +1,8 @@
 // Keel as production builds it — `buildApp(loadConfig(...))` — plus the benchmark's routes, declared the
 // way a route author declares theirs, so every edge policy in app.ts applies to them. Also seeds the
-// items resource so `GET /api/v1/items?limit=1` serves a real page from SQLite. The WebSocket scenarios
-// use `/ws` as is (open room `bench`) and the bench-only memory probe below.
+// items resource so `GET /api/v1/items?limit=1` serves a real page from SQLite (from PostgreSQL when the
+// harness passes a database URL). The WebSocket scenarios use `/ws` as is (open room `bench`) and the
+// bench-only memory probe below.
 
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -51,6 +52,7 @@ const config = loadConfig({
   RATE_LIMIT_MAX: String(BENCH_RATE_LIMIT.max),
   RATE_LIMIT_WINDOW_MS: String(BENCH_RATE_LIMIT.windowMs),
   DATABASE_FILE: ':memory:',
+  DATABASE_URL: options.databaseUrl,
   // WebSocket budgets no benchmark reaches, like the rate limit above: the token bucket still runs on
   // every message, and the per-user cap is counted, but the load's one publisher and its many sockets
   // per subject are never refused.
@@ -67,7 +69,7 @@ const config = loadConfig({
 
 const app = await buildApp(config)
 await app.register(benchRoutes)
-for (let n = 1; n <= SEEDED_ITEMS; n++) app.items.create({ name: `Seeded item ${n}`, tags: ['bench'] })
+for (let n = 1; n <= SEEDED_ITEMS; n++) await app.items.create({ name: `Seeded item ${n}`, tags: ['bench'] })
 await app.listen({ host: '127.0.0.1', port: 0 })
 await announceListening(app.server)
 closeOnSignal(() => app.close())

@@ -1,17 +1,16 @@
-// The example resource, /api/v1/items, in one plugin: its store (`fastify.items`), its routes, its
-// room and its real-time feed. Removing the resource is removing this folder and its line in app.ts.
+// The example resource, /api/v1/items, in one plugin: its store (`fastify.items`, on the app's
+// database), its routes, its room and its real-time feed. Removing the resource is removing this
+// folder and its line in app.ts.
 
 import fp from 'fastify-plugin'
-import itemsStore, { type ItemsStorePluginOptions } from './store-plugin.ts'
+import itemsStore from './store-plugin.ts'
 import itemsRoutes from './routes.ts'
 import { itemsRoomPolicy } from './rooms.ts'
 import { feedItemChanges } from './feed.ts'
 
-export type ItemsOptions = ItemsStorePluginOptions
-
-export default fp<ItemsOptions>(async function items (fastify, options) {
-  await fastify.register(itemsStore, options)
+export default fp(async function items (fastify) {
+  await fastify.register(itemsStore)
   await fastify.register(itemsRoutes)
   fastify.realtime.addRoomPolicy(itemsRoomPolicy)
   feedItemChanges(fastify.realtime)
-}, { name: 'keel-items', dependencies: ['keel-realtime', 'keel-domain-events', 'keel-auth'] })
+}, { name: 'keel-items', dependencies: ['keel-database', 'keel-realtime', 'keel-domain-events', 'keel-auth'] })

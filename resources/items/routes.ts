@@ -1,7 +1,8 @@
 // The example resource, /api/v1/items: public reads with Cache-Control and
 // ETags (304 on a match), writes with scope items:write, optimistic concurrency through If-Match (PUT
 // without it → 428, stale → 412), opaque cursor pagination. Every change is announced on
-// `fastify.domainEvents` as 'items:changed' (feed.ts declares it and forwards it to room `items`).
+// `fastify.domainEvents` as 'items:changed' once the store has committed it (feed.ts declares it and
+// forwards it to room `items`).
 //
 // ETags: an item's tag is strong and derived from its version (`"v3"`); the caching plugin appends the
 // content-coding when the body goes out compressed (`"v3-gzip"`) and edge/conditional.ts accepts either
@@ -86,7 +87,7 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: ItemPage, 304: NotModified }
     }
   }, async (request) => {
-    const page = fastify.items.list(request.query.limit ?? DEFAULT_LIMIT, request.query.cursor)
+    const page = await fastify.items.list(request.query.limit ?? DEFAULT_LIMIT, request.query.cursor)
     return { items: page.items.map(toJson), nextCursor: page.nextCursor }
   })
 
@@ -101,7 +102,7 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: ItemSchema }
     }
   }, async (request, reply) => {
-    const item = fastify.items.create(request.body)
+    const item = await fastify.items.create(request.body)
     fastify.domainEvents.emit('items:changed', { id: item.id, op: 'created' })
     return setValidators(reply, item).code(201).header('location', `${ITEMS_PATH}/${item.id}`).send(toJson(item))
   })
@@ -117,7 +118,7 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: ItemSchema, 304: NotModified }
     }
   }, async (request, reply) => {
-    const item = fastify.items.get(request.params.id)
+    const item = await fastify.items.get(request.params.id)
     if (item === undefined) throw notFound('item')
     const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(item), lastModified: item.updatedAt })
     if (outcome.result === 'failed') throw preconditionFailed()
@@ -140,12 +141,12 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     if (request.headers['if-match'] === undefined) throw preconditionRequired()
-    const current = fastify.items.get(request.params.id)
+    const current = await fastify.items.get(request.params.id)
     if (current === undefined) throw notFound('item')
     const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
     if (outcome.result !== 'proceed') throw preconditionFailed()
     // Compare-and-set on the version just checked: a writer that got in between (another instance) wins, we 412.
-    const item = fastify.items.update(current.id, current.version, request.body)
+    const item = await fastify.items.update(current.id, current.version, request.body)
     fastify.domainEvents.emit('items:changed', { id: item.id, op: 'updated' })
     return setValidators(reply, item).send(toJson(item))
   })
@@ -162,13 +163,13 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { id } = request.params
     if (!hasPreconditions(request.headers)) {
-      fastify.items.delete(id)
+      await fastify.items.delete(id)
     } else {
-      const current = fastify.items.get(id)
+      const current = await fastify.items.get(id)
       if (current === undefined) throw notFound('item')
       const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
       if (outcome.result !== 'proceed') throw preconditionFailed('the item does not meet the request\'s preconditions (If-Match, If-None-Match or If-Unmodified-Since)')
-      fastify.items.delete(id, current.version)
+      await fastify.items.delete(id, current.version)
     }
     fastify.domainEvents.emit('items:changed', { id, op: 'deleted' })
     return reply.code(204).send()

@@ -49,7 +49,7 @@ t.test('defaults are the embedded defaults npm start runs on', async (t) => {
   t.equal(config.host, '127.0.0.1')
   t.equal(config.port, 3000)
   t.equal(config.tls.enabled, true)
-  t.equal(config.databaseFile, 'data/keel.db')
+  t.equal(config.database.file, 'data/keel.db')
   t.same(config.cors.origins, [])
   t.same(config.rateLimit, { max: 300, windowMs: 60_000, failOpen: true })
   t.equal(config.shutdownTimeoutMs, 10_000)
