@@ -70,12 +70,12 @@ function setValidators (reply: FastifyReply, item: Item): FastifyReply {
   return reply.header('etag', etagOf(item)).header('last-modified', httpDate(item.updatedAt))
 }
 
-const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  // Items are JSON only: a text/plain body is a 415, not a string that fails validation.
-  fastify.removeContentTypeParser('text/plain')
-  const bodyLimit = Math.min(ITEM_BODY_LIMIT, fastify.initialConfig.bodyLimit ?? ITEM_BODY_LIMIT)
-  const write = { auth: { scopes: ['items:write'] }, cache: { etag: 'resource' as const } }
+type Routes = Parameters<FastifyPluginAsyncTypebox>[0]
+/** What every write route shares: the scope, a resource ETag, a body limit sized to an item. */
+interface WritePolicy { config: { auth: { scopes: string[] }, cache: { etag: 'resource' } }, bodyLimit: number }
 
+/** GET and POST on the collection. */
+function collectionRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy): void {
   fastify.get(ITEMS_PATH, {
     // no-cache: caches keep the list but revalidate each use, which costs a 304 while nothing changed.
     config: { auth: false, cache: { noCache: true, etag: 'computed' } },
@@ -106,7 +106,10 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.domainEvents.emit('items:changed', { id: item.id, op: 'created' })
     return setValidators(reply, item).code(201).header('location', `${ITEMS_PATH}/${item.id}`).send(toJson(item))
   })
+}
 
+/** GET, PUT and DELETE on one item, each under its preconditions. */
+function itemRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy): void {
   fastify.get(`${ITEMS_PATH}/:id`, {
     // no-cache: a client about to write must see the current ETag, never a cached older one.
     config: { auth: false, cache: { noCache: true, etag: 'resource' } },
@@ -174,6 +177,17 @@ const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.domainEvents.emit('items:changed', { id, op: 'deleted' })
     return reply.code(204).send()
   })
+}
+
+const itemsRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Items are JSON only: a text/plain body is a 415, not a string that fails validation.
+  fastify.removeContentTypeParser('text/plain')
+  const policy: WritePolicy = {
+    config: { auth: { scopes: ['items:write'] }, cache: { etag: 'resource' } },
+    bodyLimit: Math.min(ITEM_BODY_LIMIT, fastify.initialConfig.bodyLimit ?? ITEM_BODY_LIMIT)
+  }
+  collectionRoutes(fastify, policy)
+  itemRoutes(fastify, policy)
 }
 
 export default itemsRoutes
