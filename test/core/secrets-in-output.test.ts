@@ -62,8 +62,8 @@ t.test('REDIS_URL credentials and JWT_SECRET never appear in any line the proces
   assertNoSecret(t, server, [PASSWORD, JWT_SECRET, ...token.split('.'), ...expired.split('.')])
 })
 
-t.test('an UPSTREAM_QUOTES_URL with credentials stops the start without printing them', async (t) => {
-  const server = spawnServer(t, { TLS: 'off', UPSTREAM_QUOTES_URL: `http://keel:${PASSWORD}@127.0.0.1:${await closedPort()}/v1` })
+t.test('an upstream base URL with credentials stops the start without printing them', async (t) => {
+  const server = spawnServer(t, { TLS: 'off' }, undefined, { probeResource: { upstreamUrl: `http://keel:${PASSWORD}@127.0.0.1:${await closedPort()}/v1` } })
   t.equal(await server.exited, 1)
   t.match(server.output(), /credentials/)
   assertNoSecret(t, server, [PASSWORD])
