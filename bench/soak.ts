@@ -9,7 +9,9 @@ import { basename, join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { readMachine } from './lib/machine.ts'
 import { killAllKeelServers } from './soak/lib/keel-server.ts'
-import { INTRO_SECTION, formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, sectionName, soakMachineLine, type RunRecord } from './soak/lib/soak-report.ts'
+import {
+  INTRO_SECTION, formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, runVerdict, sectionName, soakMachineLine, type RunRecord
+} from './soak/lib/soak-report.ts'
 import type { SoakOutcome, SoakRun } from './soak/run.ts'
 
 const RUNS_DIR = resolve(import.meta.dirname, 'soak', 'runs')
@@ -115,9 +117,11 @@ for (const run of selected) {
   for (const line of formatRunLines(record)) log(line)
 }
 
-const failed = records.filter((r) => !r.outcome.pass).length + brokenSelected.length
-log(`\n== Summary: ${records.filter((r) => r.outcome.pass).length} passed, ${failed} failed in ${Math.round((Date.now() - began) / 1000)} s`)
-for (const { run, outcome, seconds } of records) log(`${outcome.pass ? 'PASS' : 'FAIL'} ${run.number}. ${run.name.padEnd(16)} ${seconds.toFixed(1)} s`)
+const count = (verdict: ReturnType<typeof runVerdict>): number => records.filter((r) => runVerdict(r.outcome) === verdict).length
+const failed = count('FAIL') + brokenSelected.length
+const skipped = count('SKIP') > 0 ? `, ${count('SKIP')} skipped` : ''
+log(`\n== Summary: ${count('PASS')} passed, ${failed} failed${skipped} in ${Math.round((Date.now() - began) / 1000)} s`)
+for (const { run, outcome, seconds } of records) log(`${runVerdict(outcome)} ${run.number}. ${run.name.padEnd(16)} ${seconds.toFixed(1)} s`)
 for (const b of brokenSelected) log(`FAIL ${b.file}: does not load: ${b.error}`)
 
 if (options.write && !options.quick && records.length > 0) {

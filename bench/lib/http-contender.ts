@@ -18,6 +18,8 @@ export interface HttpContenderSpec {
   /** HTTPS + HTTP/2 (measured with h2load); otherwise cleartext HTTP/1.1 (measured with autocannon). */
   tls?: boolean
   load: HttpLoad
+  /** A reason not to measure it (what it serves is absent), or undefined to run it. */
+  skip?: () => string | undefined
   /** CPU-profile the server's serving phase into this file (the profiling pass). */
   profileFile?: string
   /**
@@ -110,6 +112,7 @@ export function httpContender (spec: HttpContenderSpec): Contender {
   return {
     id: spec.id,
     label: spec.label,
+    skip: spec.skip,
     start: async (settings: RunSettings) => {
       const tls = spec.tls === true ? await benchCertificate(settings.workDir) : undefined
       const reference = mirroredProbe(spec)

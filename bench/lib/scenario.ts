@@ -44,6 +44,8 @@ export interface RunSettings {
 export interface Contender {
   id: string
   label: string
+  /** A reason not to measure this contender (what it serves is absent), or undefined to run it. */
+  skip?: () => string | undefined
   start: (settings: RunSettings) => Promise<Running>
 }
 
@@ -152,6 +154,13 @@ export async function runScenario (scenario: Scenario, settings: RunSettings, lo
     result.skipped = skip
     return result
   }
+  // A skipped contender gets no row: the others are measured and compared without it, and a note says why.
+  const contenders: Contender[] = []
+  for (const c of scenario.contenders) {
+    const reason = c.skip?.()
+    if (reason === undefined) contenders.push(c)
+    else result.notes.push(`${c.label}: not measured: ${reason}`)
+  }
 
   const running = new Map<string, Running>()
   const figures = new Map<string, Array<Record<string, number>>>()
@@ -162,17 +171,17 @@ export async function runScenario (scenario: Scenario, settings: RunSettings, lo
     problems.set(id, known)
   }
   try {
-    for (const c of scenario.contenders) {
+    for (const c of contenders) {
       log(`  starting ${c.label}`)
       running.set(c.id, await c.start(settings))
     }
     if (settings.warmupSeconds > 0) {
-      for (const c of scenario.contenders) {
+      for (const c of contenders) {
         log(`  warm-up ${c.label} (${settings.warmupSeconds} s)`)
         addProblems(c.id, (await running.get(c.id)!.measure(settings.warmupSeconds)).problems)
       }
     }
-    for (const slot of interleave(scenario.contenders.map((c) => c.id), settings.rounds)) {
+    for (const slot of interleave(contenders.map((c) => c.id), settings.rounds)) {
       const r = running.get(slot.id)!
       const cpuBefore = r.cpuSeconds?.()
       const sample = await r.measure(settings.seconds)
@@ -189,7 +198,7 @@ export async function runScenario (scenario: Scenario, settings: RunSettings, lo
     for (const r of running.values()) await r.stop()
   }
   const notes = new Map([...running].map(([id, r]) => [id, r.notes]))
-  Object.assign(result, summarize(scenario, figures, problems, notes))
+  Object.assign(result, summarize({ ...scenario, contenders }, figures, problems, notes))
   if (result.failed === undefined && scenario.followUp !== undefined) {
     try {
       result.notes.push(...await scenario.followUp(result, settings))

@@ -12,7 +12,10 @@ export interface SoakContext {
 }
 
 export interface SoakOutcome {
+  /** Nothing failed (true for a skipped run too). */
   pass: boolean
+  /** Why the run did not run here: what it punishes is absent from this app (a removed example). Not a failure. */
+  skipped?: string
   /** What was measured, in the order printed: `[label, value]`. */
   figures: Array<[label: string, value: string]>
   /** Why it failed (empty when it passed). */

@@ -132,6 +132,17 @@ t.test('a skipped scenario starts nothing and says why', async (t) => {
   t.match(formatSection(result, machine), /\*\*Skipped:\*\* h2load not found/)
 })
 
+t.test('a skipped contender is neither started nor measured; the others are, and the section says why it is missing', async (t) => {
+  const calls: string[] = []
+  const absent: Contender = { ...fakeContender('extra', [1], calls), skip: () => 'its route is not in this checkout' }
+  const result = await runScenario(fakeScenario([fakeContender('subject', [70], calls), absent, fakeContender('base', [100], calls)]), settings, () => {})
+  t.notOk(calls.includes('extra') || calls.includes('stop extra'), 'never started, so never measured nor stopped')
+  t.same(result.rows.map((r) => r.id), ['subject', 'base'], 'no row for it')
+  t.equal(result.rows[0]!.ratios.base, 0.7, 'the others are measured and compared as usual')
+  t.equal(result.failed, undefined)
+  t.match(formatSection(result, machine), /extra server: not measured: its route is not in this checkout/)
+})
+
 t.test('a follow-up adds its lines to the notes, and its failure is reported, not thrown', async (t) => {
   const calls: string[] = []
   const ok = await runScenario(fakeScenario([fakeContender('subject', [1], calls), fakeContender('base', [1], calls)],

@@ -6,10 +6,10 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { build } from '../helpers/app.ts'
 import { testToken } from '../helpers/tokens.ts'
+import { PROBE_PATH, PROBE_WRITE_SCOPE, probeResource } from '../helpers/probe-resource.ts'
 import { JSON_MAX_DEPTH } from '../../core/request-body.ts'
 
-const ITEMS = '/api/v1/items'
-const writer = { authorization: `Bearer ${testToken({ sub: 'writer', scope: 'items:write' })}` }
+const writer = { authorization: `Bearer ${testToken({ sub: 'writer', scope: PROBE_WRITE_SCOPE })}` }
 
 const probeRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post('/test/any', { config: { auth: false }, schema: { body: Type.Unknown() } }, async (request) => ({ body: request.body }))
@@ -20,32 +20,34 @@ const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth)
 
 t.test('a JSON body that is not valid UTF-8 → 400 MALFORMED_JSON, and nothing is stored', async (t) => {
   const { app } = await build(t)
+  await app.register(probeResource)
   const invalid = [
     Buffer.concat([Buffer.from('{"name":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]), // Latin-1 é
     Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]), // an encoded surrogate
     Buffer.concat([Buffer.from('{"name":"x'), Buffer.from([0xf0, 0x9f]), Buffer.from('"}')]) // a truncated sequence
   ]
   for (const payload of invalid) {
-    const res = await app.inject({ method: 'POST', url: ITEMS, headers: { ...writer, 'content-type': 'application/json' }, payload })
+    const res = await app.inject({ method: 'POST', url: PROBE_PATH, headers: { ...writer, 'content-type': 'application/json' }, payload })
     t.equal(res.statusCode, 400)
     t.match(res.headers['content-type'], /^application\/problem\+json/)
     t.match(res.json(), { code: 'MALFORMED_JSON', detail: /UTF-8/ })
   }
-  t.same((await app.inject({ url: ITEMS })).json().items, [], 'no item was created with U+FFFD in its name')
-  const ok = await app.inject({ method: 'POST', url: ITEMS, headers: { ...writer, 'content-type': 'application/json' }, payload: Buffer.from('{"name":"café ☕"}') })
+  t.same((await app.inject({ url: PROBE_PATH })).json().things, [], 'nothing was created with U+FFFD in its name')
+  const ok = await app.inject({ method: 'POST', url: PROBE_PATH, headers: { ...writer, 'content-type': 'application/json' }, payload: Buffer.from('{"name":"café ☕"}') })
   t.equal(ok.statusCode, 201, 'valid UTF-8 is stored as sent')
   t.equal(ok.json().name, 'café ☕')
 })
 
 t.test('a JSON body declared in a charset other than UTF-8 → 415; utf-8 in any spelling is accepted', async (t) => {
   const { app } = await build(t)
+  await app.register(probeResource)
   for (const charset of ['iso-8859-1', 'utf-16', 'windows-1252', 'us-ascii']) {
-    const res = await app.inject({ method: 'POST', url: ITEMS, headers: { ...writer, 'content-type': `application/json; charset=${charset}` }, payload: '{"name":"x"}' })
+    const res = await app.inject({ method: 'POST', url: PROBE_PATH, headers: { ...writer, 'content-type': `application/json; charset=${charset}` }, payload: '{"name":"x"}' })
     t.equal(res.statusCode, 415, charset)
     t.match(res.json(), { code: 'UNSUPPORTED_MEDIA_TYPE', detail: /UTF-8/ })
   }
   for (const charset of ['utf-8', 'UTF-8', '"utf-8"', 'utf8']) {
-    const res = await app.inject({ method: 'POST', url: ITEMS, headers: { ...writer, 'content-type': `application/json; charset=${charset}` }, payload: '{"name":"x"}' })
+    const res = await app.inject({ method: 'POST', url: PROBE_PATH, headers: { ...writer, 'content-type': `application/json; charset=${charset}` }, payload: '{"name":"x"}' })
     t.equal(res.statusCode, 201, charset)
   }
 })

@@ -9,6 +9,7 @@ import { once } from 'node:events'
 import { spawnServer, waitListening, waitOutput, type Spawned } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
 import { nowSec, signHs256 } from '../helpers/tokens.ts'
+import { PROBE_PATH, PROBE_UPSTREAM_PATH, PROBE_WRITE_SCOPE } from '../helpers/probe-resource.ts'
 
 const PASSWORD = 'SECRETPW-9f3a1c'
 const JWT_SECRET = 'jwt-secret-never-printed-5b8e2d7a41c9'
@@ -44,14 +45,13 @@ t.test('REDIS_URL credentials and JWT_SECRET never appear in any line the proces
     TLS: 'off',
     LOG_LEVEL: 'trace',
     JWT_SECRET,
-    REDIS_URL: `redis://keel:${PASSWORD}@127.0.0.1:${redisPort}/0`,
-    UPSTREAM_QUOTES_URL: `http://127.0.0.1:${upstreamPort}/v1`
-  }))
-  const token = signHs256(JWT_SECRET, { sub: 'user-1', exp: nowSec() + 60, scope: 'items:write' })
+    REDIS_URL: `redis://keel:${PASSWORD}@127.0.0.1:${redisPort}/0`
+  }, undefined, { probeResource: { upstreamUrl: `http://127.0.0.1:${upstreamPort}/v1` } }))
+  const token = signHs256(JWT_SECRET, { sub: 'user-1', exp: nowSec() + 60, scope: PROBE_WRITE_SCOPE })
   await h1request(`${server.url}/health/ready`)
-  await h1request(`${server.url}/api/v1/quotes/ACME`)
-  await h1request(`${server.url}/api/v1/items`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"name":"x"}' })
-  await h1request(`${server.url}/api/v1/items`, { method: 'POST', headers: { authorization: 'Bearer not.a.token' } })
+  await h1request(`${server.url}${PROBE_UPSTREAM_PATH}`)
+  await h1request(`${server.url}${PROBE_PATH}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"name":"x"}' })
+  await h1request(`${server.url}${PROBE_PATH}`, { method: 'POST', headers: { authorization: 'Bearer not.a.token' } })
   const expired = signHs256(JWT_SECRET, { sub: 'user-1', exp: nowSec() - 3600 })
   await h1request(`${server.url}/sse?room=lobby&access%5Ftoken=${expired}`, { headers: { accept: 'text/event-stream' } })
   // The rate limiter and the room hub both report Redis down.
@@ -62,8 +62,8 @@ t.test('REDIS_URL credentials and JWT_SECRET never appear in any line the proces
   assertNoSecret(t, server, [PASSWORD, JWT_SECRET, ...token.split('.'), ...expired.split('.')])
 })
 
-t.test('an UPSTREAM_QUOTES_URL with credentials stops the start without printing them', async (t) => {
-  const server = spawnServer(t, { TLS: 'off', UPSTREAM_QUOTES_URL: `http://keel:${PASSWORD}@127.0.0.1:${await closedPort()}/v1` })
+t.test('an upstream base URL with credentials stops the start without printing them', async (t) => {
+  const server = spawnServer(t, { TLS: 'off' }, undefined, { probeResource: { upstreamUrl: `http://keel:${PASSWORD}@127.0.0.1:${await closedPort()}/v1` } })
   t.equal(await server.exited, 1)
   t.match(server.output(), /credentials/)
   assertNoSecret(t, server, [PASSWORD])

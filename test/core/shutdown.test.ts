@@ -9,10 +9,11 @@ import { join } from 'node:path'
 import { spawnServer, tempDir, waitListening, waitOutput } from '../helpers/app.ts'
 import { h1request, h2request, h2session } from '../helpers/http.ts'
 import { testToken } from '../helpers/tokens.ts'
+import { PROBE_PATH, PROBE_WRITE_SCOPE } from '../helpers/probe-resource.ts'
 
 t.test('SIGTERM: readiness goes 503, a slow request completes with its answer, the process exits 0', async (t) => {
   const dir = tempDir()
-  const server = await waitListening(spawnServer(t, { SHUTDOWN_DRAIN_MS: '1500', SHUTDOWN_TIMEOUT_MS: '8000' }, dir))
+  const server = await waitListening(spawnServer(t, { SHUTDOWN_DRAIN_MS: '1500', SHUTDOWN_TIMEOUT_MS: '8000' }, dir, { probeResource: {} }))
   const ca = readFileSync(join(dir, 'certs', 'dev-cert.pem'))
   const session = await h2session(server.url, { ca })
   t.teardown(() => session.close())
@@ -26,14 +27,14 @@ t.test('SIGTERM: readiness goes 503, a slow request completes with its answer, t
   // A slow upload: headers now, the body only after the signal.
   const stream = session.request({
     ':method': 'POST',
-    ':path': '/api/v1/items',
-    authorization: `Bearer ${testToken({ scope: 'items:write' })}`,
+    ':path': PROBE_PATH,
+    authorization: `Bearer ${testToken({ scope: PROBE_WRITE_SCOPE })}`,
     'content-type': 'application/json'
   })
   stream.write('{"name":"written during ')
   const response = once(stream, 'response')
   const started = Date.now()
-  await waitOutput(server, /"url":"\/api\/v1\/items"[^\n]*incoming request/)
+  await waitOutput(server, new RegExp(`"url":"${PROBE_PATH}"[^\\n]*incoming request`))
 
   server.proc.kill('SIGTERM')
   // The drain window keeps the listener open so probes can see "not ready" before it closes.

@@ -1,8 +1,9 @@
 // CORS: listed origins (exactly) get credentialed access and preflights; everyone else gets no CORS header.
 
 import t, { type Test } from 'tap'
-import { build, listen } from '../helpers/app.ts'
+import { build, listenOn } from '../helpers/app.ts'
 import { h2request, h2session } from '../helpers/http.ts'
+import { PROBE_PATH, probeResource } from '../helpers/probe-resource.ts'
 import { PREFLIGHT_MAX_AGE_S } from '../../edge/cors.ts'
 
 const ALLOWED = 'https://app.example'
@@ -12,14 +13,18 @@ function corsHeaders (headers: Record<string, unknown>): string[] {
   return Object.keys(headers).filter((name) => name.startsWith('access-control-'))
 }
 
-async function app (t: Test, env: Record<string, string> = ENV) {
-  const built = await build(t, env)
-  // A route behind auth (no `config.auth` = a valid token): its preflight must still pass without one.
-  built.app.get('/test/private', async () => ({ ok: true }))
-  return built.app
+async function built (t: Test, env: Record<string, string> = ENV) {
+  const result = await build(t, env)
+  // A public list whose writes need a scoped token, and a route behind auth (no `config.auth` = a valid
+  // token): their preflights must pass without one.
+  await result.app.register(probeResource)
+  result.app.get('/test/private', async () => ({ ok: true }))
+  return result
 }
 
-const preflight = (origin: string, url = '/api/v1/items') => ({
+const app = async (t: Test, env?: Record<string, string>) => (await built(t, env)).app
+
+const preflight = (origin: string, url = PROBE_PATH) => ({
   method: 'OPTIONS' as const,
   url,
   headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, if-match' }
@@ -27,7 +32,7 @@ const preflight = (origin: string, url = '/api/v1/items') => ({
 
 t.test('a preflight from a listed origin gets the allow headers and a max-age, and needs no token', async (t) => {
   const a = await app(t)
-  for (const url of ['/api/v1/items', '/test/private']) {
+  for (const url of [PROBE_PATH, '/test/private']) {
     const res = await a.inject(preflight(ALLOWED, url))
     t.equal(res.statusCode, 204, url)
     t.equal(res.headers['access-control-allow-origin'], ALLOWED, 'the exact origin, never *')
@@ -87,10 +92,10 @@ t.test('with CORS_ORIGINS empty there is no cross-origin access', async (t) => {
 })
 
 t.test('preflight over HTTP/2 and TLS', async (t) => {
-  const { url, ca } = await listen(t, ENV)
+  const { url, ca } = await listenOn(await built(t))
   const session = await h2session(url, { ca })
   t.teardown(() => session.close())
-  const res = await h2request(session, '/api/v1/items', {
+  const res = await h2request(session, PROBE_PATH, {
     ':method': 'OPTIONS', origin: ALLOWED, 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization'
   })
   t.equal(res.status, 204)

@@ -5,6 +5,7 @@ import t from 'tap'
 import { build } from '../helpers/app.ts'
 import { loadConfig } from '../../core/config.ts'
 import { tempDir } from '../helpers/app.ts'
+import { PROBE_PATH, probeResource } from '../helpers/probe-resource.ts'
 import { SHED_RETRY_AFTER_S } from '../../edge/load-shedding.ts'
 import type { App } from '../../app.ts'
 
@@ -22,9 +23,10 @@ async function untilUnderPressure (app: App, provoke: () => void = () => {}, tim
 t.test('over a memory limit: 503 problem+json with Retry-After; probes and metrics answer; readiness says why', async (t) => {
   // Any heap is over one byte: the first sample (about 1 s after start) turns shedding on.
   const { app, logs } = await build(t, { SHED_MAX_HEAP_USED_BYTES: '1' })
+  await app.register(probeResource)
   await untilUnderPressure(app)
 
-  for (const url of ['/api/v1/items', '/no/such/route', '/docs/json']) {
+  for (const url of [PROBE_PATH, '/no/such/route', '/docs/json']) {
     const res = await app.inject({ url, headers: { 'x-request-id': 'shed-1' } })
     t.equal(res.statusCode, 503, url)
     t.equal(res.json().requestId, 'shed-1', `${url}: the request id`)
@@ -51,6 +53,7 @@ t.test('over a memory limit: 503 problem+json with Retry-After; probes and metri
 
 t.test('over the event-loop delay limit, requests are shed and readiness names the delay', async (t) => {
   const { app } = await build(t, { SHED_MAX_EVENT_LOOP_DELAY_MS: '1' })
+  await app.register(probeResource)
   // Block the loop between samples so the plugin's mean delay passes 1 ms; a sample taken between the
   // two requests may clear it, so both are read again until they agree (bounded by the deadline).
   const block = () => { const end = Date.now() + 100; while (Date.now() < end); }
@@ -58,7 +61,7 @@ t.test('over the event-loop delay limit, requests are shed and readiness names t
   let shed, ready
   while (Date.now() < deadline) {
     await untilUnderPressure(app, block)
-    shed = await app.inject('/api/v1/items')
+    shed = await app.inject(PROBE_PATH)
     ready = await app.inject('/health/ready')
     if (shed.statusCode === 503 && ready.statusCode === 503) break
   }

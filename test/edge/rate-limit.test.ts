@@ -9,8 +9,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, type BuildResult } from '../helpers/app.ts'
 import { testToken } from '../helpers/tokens.ts'
 import { redisSkipReason, startRedis } from '../helpers/redis.ts'
+import { PROBE_PATH, probeResource } from '../helpers/probe-resource.ts'
 
-const ITEMS = '/api/v1/items'
 const bearer = (sub: string) => ({ authorization: `Bearer ${testToken({ sub })}` })
 
 async function testRoutes (fastify: FastifyInstance): Promise<void> {
@@ -19,16 +19,18 @@ async function testRoutes (fastify: FastifyInstance): Promise<void> {
   fastify.get('/test/me', async (request) => ({ sub: request.user.sub }))
 }
 
+/** A built app with the routes above and the probe resource, whose public list keeps the global budget. */
 async function appWithRoutes (t: Test, env: Record<string, string | undefined>): Promise<BuildResult> {
   const built = await build(t, env)
   await built.app.register(testRoutes)
+  await built.app.register(probeResource)
   return built
 }
 
 interface Hit { url: string, headers?: Record<string, string> }
 
 /** `times` requests one after the other (bounded by the caller's small counts). */
-async function hit (app: FastifyInstance, times: number, options: Hit = { url: ITEMS }): Promise<LightMyRequestResponse[]> {
+async function hit (app: FastifyInstance, times: number, options: Hit = { url: PROBE_PATH }): Promise<LightMyRequestResponse[]> {
   const responses: LightMyRequestResponse[] = []
   for (let i = 0; i < times; i++) responses.push(await app.inject(options))
   return responses
@@ -50,7 +52,7 @@ async function metricValue (app: FastifyInstance, name: string): Promise<number>
 }
 
 t.test('with RATE_LIMIT_MAX=5 the 6th request → 429 problem+json with Retry-After and RateLimit-* headers', async (t) => {
-  const { app } = await build(t, { RATE_LIMIT_MAX: '5' })
+  const { app } = await appWithRoutes(t, { RATE_LIMIT_MAX: '5' })
   const allowed = await hit(app, 5)
   t.same(allowed.map((r) => r.statusCode), [200, 200, 200, 200, 200])
   t.same(allowed.map((r) => r.headers['ratelimit-remaining']), ['4', '3', '2', '1', '0'])
@@ -60,7 +62,7 @@ t.test('with RATE_LIMIT_MAX=5 the 6th request → 429 problem+json with Retry-Af
   assertLimited(t, sixth!, 5)
   t.equal(await metricValue(app, 'rate_limit_rejections_total'), 1, 'the rejection is counted')
   const scrape = await app.inject({ url: '/metrics' })
-  t.match(scrape.body, /rate_limit_rejections_total\{route="\/api\/v1\/items"\} 1/)
+  t.match(scrape.body, new RegExp(`rate_limit_rejections_total\\{route="${PROBE_PATH}"\\} 1`))
 })
 
 t.test('a route override applies instead of the global budget', async (t) => {
@@ -68,7 +70,7 @@ t.test('a route override applies instead of the global budget', async (t) => {
   const tight = await hit(app, 3, { url: '/test/tight' })
   t.same(tight.map((r) => r.statusCode), [200, 200, 429])
   assertLimited(t, tight[2]!, 2)
-  t.equal((await app.inject({ url: ITEMS })).statusCode, 200, 'other routes keep the global budget')
+  t.equal((await app.inject({ url: PROBE_PATH })).statusCode, 200, 'other routes keep the global budget')
 })
 
 t.test('authenticated clients are keyed by subject: two subjects, two budgets', async (t) => {
@@ -77,20 +79,20 @@ t.test('authenticated clients are keyed by subject: two subjects, two budgets', 
   t.same(alice.map((r) => r.statusCode), [200, 200, 429])
   const bob = await hit(app, 2, { url: '/test/me', headers: bearer('bob') })
   t.same(bob.map((r) => r.statusCode), [200, 200], 'bob has his own budget')
-  t.equal((await app.inject({ url: ITEMS })).statusCode, 200, 'anonymous requests from the same IP have theirs')
+  t.equal((await app.inject({ url: PROBE_PATH })).statusCode, 200, 'anonymous requests from the same IP have theirs')
 })
 
 t.test('anonymous clients are keyed by the socket address: X-Forwarded-For is ignored (trustProxy off)', async (t) => {
-  const { app } = await build(t, { RATE_LIMIT_MAX: '2' })
-  const res = await hit(app, 1, { url: ITEMS, headers: { 'x-forwarded-for': '203.0.113.1' } })
-  await hit(app, 1, { url: ITEMS, headers: { 'x-forwarded-for': '203.0.113.2' } })
-  const third = await hit(app, 1, { url: ITEMS, headers: { 'x-forwarded-for': '203.0.113.3' } })
+  const { app } = await appWithRoutes(t, { RATE_LIMIT_MAX: '2' })
+  const res = await hit(app, 1, { url: PROBE_PATH, headers: { 'x-forwarded-for': '203.0.113.1' } })
+  await hit(app, 1, { url: PROBE_PATH, headers: { 'x-forwarded-for': '203.0.113.2' } })
+  const third = await hit(app, 1, { url: PROBE_PATH, headers: { 'x-forwarded-for': '203.0.113.3' } })
   t.equal(res[0]!.statusCode, 200)
   t.equal(third[0]!.statusCode, 429, 'a spoofed header buys no new budget')
 })
 
 t.test('probes and metrics are never limited', async (t) => {
-  const { app } = await build(t, { RATE_LIMIT_MAX: '1' })
+  const { app } = await appWithRoutes(t, { RATE_LIMIT_MAX: '1' })
   const probes = await hit(app, 3, { url: '/health/live' })
   t.same(probes.map((r) => r.statusCode), [200, 200, 200])
   t.equal(probes[0]!.headers['ratelimit-limit'], undefined)
@@ -116,7 +118,7 @@ t.test('two app instances sharing a real Redis share one budget', { skip: redisS
 t.test('Redis stopped mid-test: requests still succeed (fail-open), a warning is logged, readiness 503, then recovery',
   { skip: redisSkipReason({ control: true }) }, async (t) => {
     const redis = await startRedis(t)
-    const { app, logs } = await build(t, { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url })
+    const { app, logs } = await appWithRoutes(t, { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url })
     t.same((await hit(app, 3)).map((r) => r.statusCode), [200, 200, 200])
     t.equal((await hit(app, 1))[0]!.statusCode, 429, 'limited while Redis is up')
 
@@ -141,10 +143,10 @@ t.test('Redis stopped mid-test: requests still succeed (fail-open), a warning is
 
 t.test('RATE_LIMIT_FAIL=closed: with Redis down requests get 503 problem+json with Retry-After', { skip: redisSkipReason({ control: true }) }, async (t) => {
   const redis = await startRedis(t)
-  const { app } = await build(t, { RATE_LIMIT_FAIL: 'closed', REDIS_URL: redis.url })
-  t.equal((await app.inject({ url: ITEMS })).statusCode, 200)
+  const { app } = await appWithRoutes(t, { RATE_LIMIT_FAIL: 'closed', REDIS_URL: redis.url })
+  t.equal((await app.inject({ url: PROBE_PATH })).statusCode, 200)
   await redis.stop()
-  const res = await app.inject({ url: ITEMS })
+  const res = await app.inject({ url: PROBE_PATH })
   t.equal(res.statusCode, 503)
   t.match(String(res.headers['content-type']), /^application\/problem\+json/)
   t.match(res.json(), { status: 503, code: 'SERVICE_UNAVAILABLE' })
@@ -155,7 +157,7 @@ t.test('RATE_LIMIT_FAIL=closed: with Redis down requests get 503 problem+json wi
 t.test('Redis unreachable at start: the server starts, fails open and reports not ready', { skip: redisSkipReason({ control: true }) }, async (t) => {
   const redis = await startRedis(t)
   await redis.stop()
-  const { app, logs } = await build(t, { RATE_LIMIT_MAX: '1', REDIS_URL: redis.url })
+  const { app, logs } = await appWithRoutes(t, { RATE_LIMIT_MAX: '1', REDIS_URL: redis.url })
   t.same((await hit(app, 2)).map((r) => r.statusCode), [200, 200])
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503)
   t.match(logs.text(), /Redis unreachable at start;.*rate-limit: requests pass unlimited/)

@@ -7,8 +7,10 @@ import { join, resolve } from 'node:path'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { PassThrough } from 'node:stream'
 import { once } from 'node:events'
+import { pathToFileURL } from 'node:url'
 import { buildApp, type App } from '../../app.ts'
 import { loadConfig, type Config } from '../../core/config.ts'
+import type { ProbeResourceOptions } from './probe-resource.ts'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
 /** HS256 secret every test app verifies with (>= 32 chars). */
@@ -112,11 +114,21 @@ export interface Spawned {
 export interface SpawnOptions {
   /** RLIMIT_NOFILE (soft and hard) for the server process, set by the shell before it execs node. */
   openFilesLimit?: number
+  /** Adds the probe resource (probe-resource.ts) to the app, through probe-preload.ts: routes of the test's own. */
+  probeResource?: ProbeResourceOptions
+}
+
+/** `--import` of probe-preload.ts with its options in the module URL's query. */
+function probePreload (options: ProbeResourceOptions): string[] {
+  const url = pathToFileURL(join(ROOT, 'test', 'helpers', 'probe-preload.ts'))
+  if (options.upstreamUrl !== undefined) url.searchParams.set('upstreamUrl', options.upstreamUrl)
+  return ['--import', url.href]
 }
 
 /** Runs the real entry point (`node server.ts`) with the given environment. */
 export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tempDir(), options: SpawnOptions = {}): Spawned {
-  const entry = [process.execPath, join(ROOT, 'server.ts')]
+  const preload = options.probeResource === undefined ? [] : probePreload(options.probeResource)
+  const entry = [process.execPath, ...preload, join(ROOT, 'server.ts')]
   const [command, ...args] = options.openFilesLimit === undefined
     ? entry
     : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { readFileSync } from 'node:fs'
 import { ROOT, build, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
+import { PROBE_PATH, PROBE_WRITE_SCOPE } from '../helpers/probe-resource.ts'
 
 interface Run { code: number | null, stdout: string, stderr: string }
 
@@ -26,8 +27,8 @@ const JWT_LINE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\n$/
 
 t.test('npm run token prints exactly one JWT line that a server from the same checkout accepts (both spawned)', async (t) => {
   const cwd = tempDir()
-  const server = spawnServer(t, { JWT_SECRET: '', TLS: 'off' }, cwd)
-  const run = await runToken(['--sub', 'dev-user', '--scope', 'items:write,items:read', '--ttl', '10m'], {}, cwd)
+  const server = spawnServer(t, { JWT_SECRET: '', TLS: 'off' }, cwd, { probeResource: {} })
+  const run = await runToken(['--sub', 'dev-user', '--scope', `${PROBE_WRITE_SCOPE},things:read`, '--ttl', '10m'], {}, cwd)
   t.equal(run.code, 0, run.stderr)
   t.match(run.stdout, JWT_LINE)
   t.equal(run.stderr, '')
@@ -35,10 +36,10 @@ t.test('npm run token prints exactly one JWT line that a server from the same ch
   t.match(server.output(), /development JWT secret/)
   t.notOk(server.output().includes(readFileSync(join(cwd, 'certs', 'jwt-dev-secret'), 'utf8').trim()), 'the secret is never logged')
 
-  // The example resource's writes need items:write: the protected route a plain checkout has.
-  const probe = await h1request(`${server.url}/api/v1/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"from npm run token"}' })
+  // A route that needs a token with a scope, as a resource's writes do.
+  const probe = await h1request(`${server.url}${PROBE_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name":"from npm run token"}' })
   t.equal(probe.status, 401, 'without the token: 401')
-  const res = await h1request(`${server.url}/api/v1/items`, {
+  const res = await h1request(`${server.url}${PROBE_PATH}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${run.stdout.trim()}` },
     body: '{"name":"from npm run token"}'

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks'
 import type { Target } from './clients.ts'
 
 // A header section that never ends: long enough to outlast any headersTimeout a run sets (one byte a second).
-const HEADER = 'GET /api/v1/items HTTP/1.1\r\nHost: localhost\r\nUser-Agent: keel-soak-slowloris\r\nX-Padding: ' + 'a'.repeat(200)
+const HEADER = 'GET /health/live HTTP/1.1\r\nHost: localhost\r\nUser-Agent: keel-soak-slowloris\r\nX-Padding: ' + 'a'.repeat(200)
 const BYTE_INTERVAL_MS = 1000
 const CONNECT_TIMEOUT_MS = 10_000
 

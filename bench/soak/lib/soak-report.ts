@@ -23,11 +23,18 @@ export function soakMachineLine (machine: Machine): string {
   return machineLine({ ...machine, pinningNote: 'not pinned: server and clients share the CPUs' })
 }
 
+/** A run's verdict: SKIP when it did not run here (what it punishes is absent), which is no failure. */
+export function runVerdict (outcome: SoakOutcome): 'PASS' | 'FAIL' | 'SKIP' {
+  if (outcome.skipped !== undefined) return 'SKIP'
+  return outcome.pass ? 'PASS' : 'FAIL'
+}
+
 /** What the terminal shows once a run has ended. */
 export function formatRunLines (record: RunRecord): string[] {
   const { run, outcome, seconds } = record
   return [
-    `${outcome.pass ? 'PASS' : 'FAIL'} ${run.number}. ${run.name} (${seconds.toFixed(1)} s)`,
+    `${runVerdict(outcome)} ${run.number}. ${run.name} (${seconds.toFixed(1)} s)`,
+    ...(outcome.skipped === undefined ? [] : [`  skipped: ${outcome.skipped}`]),
     ...outcome.figures.map(([label, value]) => `  ${label}: ${value}`),
     ...outcome.failures.map((f) => `  ✗ ${f}`)
   ]
@@ -40,8 +47,9 @@ export function formatRunSection (record: RunRecord, machine: Machine): string {
   const { run, outcome } = record
   const name = sectionName(run.name)
   const out = [`<!-- bench:${name} -->`, `### ${run.number}. ${run.title}`, '']
-  out.push(`**${outcome.pass ? 'PASS' : 'FAIL'}** · \`npm run soak -- ${run.name}\` · ${record.startedAt.toISOString()} · ${record.seconds.toFixed(1)} s`, '')
+  out.push(`**${runVerdict(outcome)}** · \`npm run soak -- ${run.name}\` · ${record.startedAt.toISOString()} · ${record.seconds.toFixed(1)} s`, '')
   out.push(`Machine: ${soakMachineLine(machine)}.`, '')
+  if (outcome.skipped !== undefined) out.push(`Skipped: ${outcome.skipped}`, '')
   if (outcome.figures.length > 0) {
     out.push('| figure | value |', '| --- | --- |', ...outcome.figures.map(([label, value]) => `| ${cell(label)} | ${cell(value)} |`), '')
   }

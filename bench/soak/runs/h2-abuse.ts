@@ -11,7 +11,9 @@ import { formatLatency, probeSequentially, summarizeLatency, tally } from '../li
 import { describeCuts, frameFlood, rapidReset } from '../lib/h2-abuse.ts'
 import type { SoakRun } from '../run.ts'
 
-const PATH = '/api/v1/items?limit=1'
+// The route the abusive streams open and the well-behaved client asks for: any route shows whether the abuse
+// starves the others; a built-in one is there with or without the example resources.
+const PATH = '/health/live'
 
 // Streams per abusive connection: twice the burst of resets nghttp2 tolerates (1,000) before it ends a session.
 const RESETS_PER_CONNECTION = 2000

@@ -25,13 +25,16 @@ interface Shape {
   phaseS: number
   /** Room members per instance, each publishing. */
   membersPerInstance: number
-  /** GET /api/v1/items per second per instance. */
+  /** GET PATH per second per instance. */
   httpRate: number
 }
 const FULL: Shape = { phaseS: 6, membersPerInstance: 6, httpRate: 10 }
 const QUICK: Shape = { phaseS: 2.5, membersPerInstance: 3, httpRate: 10 }
 
 const ROOM = 'outage'
+// The HTTP traffic's route: a built-in public GET under the rate limit (the probes are exempt), present
+// with or without the example resources.
+const PATH = '/docs/json'
 // Per member: well within the default budget of 20 messages/s.
 const PUBLISH_RATE = 3
 const WARM_UP_MS = 1000
@@ -59,9 +62,9 @@ interface Answer { at: number, ms: number, status: number, problem?: string }
 /** One readiness poll: when it was sent and when its answer arrived (epochMs). */
 interface ReadyProbe { sentAt: number, answeredAt: number, status: number }
 
-/** Whether an answer is one GET /api/v1/items may give here; the reason when it is not. */
+/** Whether an answer is one GET PATH may give here; the reason when it is not. */
 function malformed (status: number, headers: Record<string, string | string[] | undefined>, body: string, failOpen: boolean): string | undefined {
-  if (status === 200) return body.startsWith('{"items":') ? undefined : `200 with body ${body.slice(0, 60)}`
+  if (status === 200) return body.startsWith('{"openapi":') ? undefined : `200 with body ${body.slice(0, 60)}`
   const allowed = failOpen ? [429] : [429, 503]
   if (!allowed.includes(status)) return `status ${status}: ${body.slice(0, 120)}`
   if (!String(headers['content-type']).startsWith('application/problem+json')) return `${status} without problem+json`
@@ -69,13 +72,13 @@ function malformed (status: number, headers: Record<string, string | string[] | 
   return undefined
 }
 
-/** Steady GET /api/v1/items on one instance until stopped. */
+/** Steady GET PATH on one instance until stopped. */
 function httpTraffic (pool: Pool, shape: Shape, failOpen: boolean, answers: Answer[]): { stop: () => Promise<void> } {
   const loop = openLoop(shape.httpRate, shape.httpRate * 120, async () => {
     const at = epochMs()
     const began = performance.now()
     try {
-      const res = await pool.request({ path: '/api/v1/items?limit=5', method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 })
+      const res = await pool.request({ path: PATH, method: 'GET', headersTimeout: 10_000, bodyTimeout: 10_000 })
       const body = await res.body.text()
       answers.push({ at, ms: performance.now() - began, status: res.statusCode, problem: malformed(res.statusCode, res.headers, body, failOpen) })
     } catch (err) {
@@ -219,7 +222,7 @@ async function redisOutage (ctx: SoakContext): Promise<SoakOutcome> {
       if (!(recoverMs <= READY_RECOVER_MS)) failures.push(`${name}: /health/ready not 200 again within ${READY_RECOVER_MS} ms of Redis answering`)
 
       figures.push(
-        [`${label} HTTP before / outage / after`, [before, outage, after].map((w) => tally(answers.filter((a) => within(a.at, w)))).join(' | ')],
+        [`${label} GET ${PATH} before / outage / after`, [before, outage, after].map((w) => tally(answers.filter((a) => within(a.at, w)))).join(' | ')],
         [`${name} slowest answer; readiness 503 after kill / 200 after restart`, `${formatMs(slowest)}; ${formatMs(detectMs)} / ${formatMs(recoverMs)}`]
       )
     }

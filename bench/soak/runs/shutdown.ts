@@ -11,7 +11,9 @@ import { withCleanup } from '../lib/cleanup.ts'
 import { tally } from '../lib/latency.ts'
 import type { SoakRun } from '../run.ts'
 
-const PATH = '/api/v1/items?limit=5'
+// A built-in route (present with or without the example resources) that meets every edge policy and
+// takes the server a few milliseconds, so that requests are still in flight when the signal comes.
+const PATH = '/docs/json'
 const SHUTDOWN_TIMEOUT_MS = 10_000
 
 const FULL = { h1Connections: 8, h2Sessions: 2, streamsPerSession: 8, sockets: 50, beforeSignal: 3000 }

@@ -3,7 +3,7 @@
 
 import t from 'tap'
 import type { Machine } from '../../lib/machine.ts'
-import { formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, sectionName, type RunRecord } from '../../soak/lib/soak-report.ts'
+import { formatIntroSection, formatRunLines, formatRunSection, mergeSoakDocument, runVerdict, sectionName, type RunRecord } from '../../soak/lib/soak-report.ts'
 
 // Only what the soak prints of a machine; the pinning note must not survive (the soak does not pin).
 const machine = { cpuModel: 'Test CPU', cores: 2, memoryGiB: 24, os: 'Linux test', node: 'v24.0.0', loadAverage: 0.1, pinningNote: 'servers pinned to CPU 0', versions: { fastify: '5.0.0' }, h2load: 'h2load test' } satisfies Machine
@@ -23,6 +23,17 @@ t.test('a run section says pass or fail, when, on which machine, its figures and
   t.match(section, /\| latency \| p99 1 ms \\\| p50 0\.5 ms \|/, 'a | inside a figure does not break the table')
   t.match(section, /Failures:\n- it broke\n\n<!-- \/bench:soak-slowloris -->$/)
   t.same(formatRunLines(record('shutdown', 1, true)), ['PASS 1. shutdown (12.3 s)', '  latency: p99 1 ms | p50 0.5 ms'])
+})
+
+t.test('a run that did not run here (what it punishes is absent) says SKIP and why, and is no failure', async (t) => {
+  const skipped: RunRecord = { ...record('upstream-chaos', 5, true), outcome: { pass: true, skipped: 'its route answers 404', figures: [], failures: [] } }
+  t.equal(runVerdict(skipped.outcome), 'SKIP')
+  t.equal(runVerdict(record('shutdown', 1, true).outcome), 'PASS')
+  t.equal(runVerdict(record('shutdown', 1, false).outcome), 'FAIL')
+  t.same(formatRunLines(skipped), ['SKIP 5. upstream-chaos (12.3 s)', '  skipped: its route answers 404'])
+  const section = formatRunSection(skipped, machine)
+  t.match(section, /\*\*SKIP\*\* · `npm run soak -- upstream-chaos`/)
+  t.match(section, /Skipped: its route answers 404/)
 })
 
 t.test('BENCHMARKS.md keeps its head and the benchmark sections; soak sections follow them in run order', async (t) => {

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { performance } from 'node:perf_hooks'
 import { request as httpRequest } from 'node:http'
 import { connect as http2Connect, constants as h2 } from 'node:http2'
-import { build, listen } from '../../helpers/app.ts'
+import { build, listen, spawnServer } from '../../helpers/app.ts'
 import type { App } from '../../../app.ts'
 import { fault, startFaultUpstream, startNonHttpUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
 
@@ -263,4 +263,13 @@ t.test('closing the app closes the upstream client', async (t) => {
   const client = app.upstreams.quotes!
   await app.close()
   await t.rejects(client.request({ path: '/quotes/ACME' }))
+})
+
+t.test('an UPSTREAM_QUOTES_URL with credentials stops the start without printing them', async (t) => {
+  const password = 'SECRETPW-9f3a1c'
+  // Nothing is asked of this address: the client refuses it before any connection.
+  const server = spawnServer(t, { TLS: 'off', UPSTREAM_QUOTES_URL: `http://keel:${password}@127.0.0.1:9/v1` })
+  t.equal(await server.exited, 1)
+  t.match(server.output(), /cannot start: .*credentials/)
+  t.notOk(server.output().includes(password), 'the password is never printed')
 })
