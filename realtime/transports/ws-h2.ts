@@ -8,7 +8,7 @@
 // place: a browser that sees it opens its WebSockets this way, and would fail where nothing answers.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { Http2ServerRequest, type Http2SecureServer, type Http2ServerResponse } from 'node:http2'
+import { Http2ServerRequest, type Http2SecureServer, type Http2ServerResponse, type ServerHttp2Stream } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import WebSocket from 'ws'
@@ -30,6 +30,21 @@ const NO_HEAD = Buffer.alloc(0)
 /** ws's own way to run a socket over a connection it did not open: what its server does after an upgrade. */
 type ServerSideSocket = WebSocket & { setSocket: (socket: Duplex, head: Buffer, options: object) => void }
 const ServerSideSocket = WebSocket as unknown as new (address: null, protocols: undefined, options: object) => ServerSideSocket
+
+/**
+ * Node's compatibility request and response stay referenced from their stream for its whole life, and
+ * through them Fastify's request and reply, its logger and the request's headers (the token with
+ * them): a WebSocket's stream lets them go, as the upgrade route detaches its request (ws-sessions.ts).
+ * Values, not deletions, keep the stream's shape; Node's own listeners read an absent request or
+ * response as gone, and a null socket proxy as closed.
+ */
+function detachCompatibilityObjects (stream: ServerHttp2Stream): void {
+  const fields = stream as unknown as Record<symbol, unknown>
+  for (const key of Object.getOwnPropertySymbols(stream)) {
+    if (key.description === 'request' || key.description === 'response') fields[key] = undefined
+    else if (key.description === 'proxySocket') fields[key] = null
+  }
+}
 
 /** The CONNECT must ask for the WebSocket protocol, in the version the server speaks. */
 async function requireWebSocketProtocol (request: FastifyRequest): Promise<void> {
@@ -58,6 +73,7 @@ export function acceptWebSocketsOverHttp2 (fastify: FastifyInstance, options: Ex
     const socket = new ServerSideSocket(null, undefined, socketOptions)
     socket.setSocket(stream, NO_HEAD, socketOptions)
     options.accept(socket, request)
+    detachCompatibilityObjects(stream)
   }
 
   fastify.addHttpMethod('CONNECT')

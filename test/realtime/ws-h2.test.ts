@@ -190,6 +190,32 @@ t.test('the heartbeat pings over the stream, and a peer that answers stays conne
   t.match(await socket.request('ping'), { event: 'ack' }, 'still connected after several ping rounds')
 })
 
+t.test('an idle WebSocket keeps its HTTP/2 connection past HTTP2_SESSION_TIMEOUT_MS: the heartbeat is activity', async (t) => {
+  const server = await listen(t, { HTTP2_SESSION_TIMEOUT_MS: '1000', WS_PING_INTERVAL_MS: '300', WS_PONG_TIMEOUT_MS: '200' })
+  const session = await h2WebSocketSession(t, server)
+  let goaway = false
+  session.on('goaway', () => { goaway = true })
+  const socket = await openH2Socket(t, session, server)
+  let pings = 0
+  socket.ws.on('ping', () => { pings++ })
+  await until(() => pings >= 8, 10_000, 'eight pings (2.4 s, over twice the session timeout)')
+  t.notOk(goaway, 'no GOAWAY')
+  t.equal((await h2request(session, '/health/live')).status, 200, 'the connection still takes new streams')
+  t.match(await socket.request('ping'), { event: 'ack' })
+})
+
+t.test('the rate limit counts an extended CONNECT as it counts an upgrade (one budget per user)', async (t) => {
+  const server = await listen(t, { RATE_LIMIT_MAX: '2' })
+  const session = await h2WebSocketSession(t, server)
+  t.equal((await connectStatus(session, server, { sub: 'limited' })).status, 200)
+  t.equal((await upgradeStatus(server, { sub: 'limited' })).status, 101)
+  const h2 = await connectStatus(session, server, { sub: 'limited' })
+  t.equal(h2.status, 429)
+  t.match(JSON.parse(h2.body), { code: 'RATE_LIMITED' })
+  t.ok(Number(h2.headers['retry-after']) > 0)
+  t.equal((await upgradeStatus(server, { sub: 'limited' })).status, 429)
+})
+
 /** A room kind whose slow consumers are dropped, not closed (as a resource would declare it). */
 async function dropRooms (fastify: FastifyInstance): Promise<void> {
   fastify.realtime.addRoomPolicy({ match: /^feed:/, canJoin: () => true, clientPublish: false, presence: false, slowConsumer: 'drop' })
@@ -277,7 +303,8 @@ t.test('HTTP2_MAX_CONCURRENT_STREAMS counts WebSocket streams, and a closed one 
 })
 
 t.test('rapid reset with CONNECT streams: the abusive connection is cut, nothing leaks, the same user is served', async (t) => {
-  const server = await listen(t, { RATE_LIMIT_MAX: '100000' })
+  // Load shedding off: the abuse may delay the event loop, and a 503 from it is not what this test is about.
+  const server = await listen(t, { RATE_LIMIT_MAX: '100000', SHED_MAX_EVENT_LOOP_DELAY_MS: '0' })
   const authorization = `Bearer ${testToken({ sub: 'abuser' })}`
   // Raw frames: node:http2's own client paces streams and holds a cancel until its stream went out.
   const resets = await rapidReset(server, { path: '/ws', webSocket: true, headers: { authorization }, streams: 2000, perConnection: 2000, maxMs: 20_000 })
