@@ -31,6 +31,7 @@ export function webSocketMetrics (registry: Registry) {
   const registers = [registry]
   return {
     open: new Gauge({ name: 'ws_connections', help: 'Open WebSocket connections', registers }),
+    opened: byLabel(new Counter({ name: 'ws_connections_opened_total', help: 'WebSocket connections opened, by transport: h1 (HTTP/1.1 upgrade) or h2 (HTTP/2 extended CONNECT)', labelNames: ['transport'], registers })),
     received: byLabel(new Counter({ name: 'ws_messages_received_total', help: 'WebSocket messages received, by event', labelNames: ['event'], registers })),
     errors: byLabel(new Counter({ name: 'ws_errors_total', help: 'WebSocket error events sent, by code', labelNames: ['code'], registers })),
     closes: byLabel(new Counter({ name: 'ws_closes_total', help: 'WebSocket connections closed, by close code (the server\'s when it closed)', labelNames: ['code'], registers })),

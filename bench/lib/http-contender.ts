@@ -5,9 +5,8 @@
 // must then answer the same response, or it is not measured.
 
 import type { IncomingHttpHeaders } from 'node:http'
-import { ensureDevCertificate } from '../../core/dev-cert.ts'
 import { autocannonWindow, h2loadWindow, probe, type HttpLoad, type ProbeResponse } from './load.ts'
-import { startServer } from './server-process.ts'
+import { benchCertificate, startServer } from './server-process.ts'
 import type { Contender, RunSettings } from './scenario.ts'
 
 export interface HttpContenderSpec {
@@ -29,17 +28,6 @@ export interface HttpContenderSpec {
   mirrors?: HttpContenderSpec
   /** Passed to the server as its `databaseUrl` (Keel: DATABASE_URL). */
   databaseUrl?: string
-}
-
-const certificates = new Map<string, Promise<{ certFile: string, keyFile: string }>>()
-/** One self-signed certificate per run, shared by every TLS server of it. */
-function benchCertificate (workDir: string): Promise<{ certFile: string, keyFile: string }> {
-  let pair = certificates.get(workDir)
-  if (pair === undefined) {
-    pair = ensureDevCertificate(`${workDir}/certs`)
-    certificates.set(workDir, pair)
-  }
-  return pair
 }
 
 const POLICY_MARKS: Array<[string, (h: IncomingHttpHeaders) => boolean]> = [

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { LISTENING_LINE, type ServerOptions } from './serve.ts'
 import { spawnBenchChild } from './bench-child.ts'
+import { ensureDevCertificate } from '../../core/dev-cert.ts'
 
 export const BENCH_DIR = resolve(import.meta.dirname, '..')
 const START_TIMEOUT_MS = 30_000
@@ -60,6 +61,17 @@ export function hasTaskset (): boolean {
   } catch {
     return false
   }
+}
+
+const certificates = new Map<string, Promise<{ certFile: string, keyFile: string }>>()
+/** One self-signed certificate per run, shared by every TLS server of it. */
+export function benchCertificate (workDir: string): Promise<{ certFile: string, keyFile: string }> {
+  let pair = certificates.get(workDir)
+  if (pair === undefined) {
+    pair = ensureDevCertificate(`${workDir}/certs`)
+    certificates.set(workDir, pair)
+  }
+  return pair
 }
 
 /** Starts `bench/servers/<script>` and resolves once it announced its port. */

@@ -5,9 +5,12 @@
 
 import { readFileSync } from 'node:fs'
 import { setTimeout } from 'node:timers/promises'
-import { startServer, type ServerProcess } from './server-process.ts'
+import { get as httpGet, type IncomingMessage } from 'node:http'
+import { get as httpsGet } from 'node:https'
+import { benchCertificate, startServer, type ServerProcess } from './server-process.ts'
 import { CPU_PER_OP, type Contender, type RunSettings, type Sample } from './scenario.ts'
-import { startWsLoad, type Protocol, type WsLoad } from './ws-load.ts'
+import { startWsLoad, type Protocol, type WsEndpoint, type WsLoad } from './ws-load.ts'
+import type { WsTransport } from './ws-dialers.ts'
 import { WS_PATH, memoryPath, type GcMode, type MemoryReport } from './ws-workload.ts'
 
 export interface WsContenderSpec {
@@ -20,6 +23,8 @@ export interface WsContenderSpec {
   profileFile?: string
   /** Windows run the fan-out part only (the profiling pass). */
   fanoutOnly?: boolean
+  /** How the load reaches it (envelope servers): ws:// when absent; the others start the server with TLS. */
+  transport?: WsTransport
 }
 
 /** The load of scenario 5. */
@@ -35,19 +40,38 @@ export const ROOM_LOAD = {
 
 // Opening a thousand sockets takes a few seconds; a load command overrunning by this much has hung.
 const COMMAND_GRACE_MS = 60_000
+// Opening sockets may take this long each on top (a floor of 50 handshakes/s: TLS ones on a busy machine).
+const OPEN_MS_PER_SOCKET = 20
+const openDeadline = (sockets: number): number => COMMAND_GRACE_MS + sockets * OPEN_MS_PER_SOCKET
 const MEMORY_SETTLE_MS = 20_000
 const MEMORY_POLL_MS = 100
 /** Sockets opened and closed before the baseline read, so the baseline holds the code compiled for them. */
 const MEMORY_WARMUP_SOCKETS = 200
 
-function wsUrl (protocol: Protocol, port: number): string {
-  return protocol === 'socketio' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}${WS_PATH}`
+interface Pair {
+  server: ServerProcess
+  load: WsLoad
+  /** Where the load reaches the server. */
+  endpoint: WsEndpoint
+  /** Reads the server's memory probe (over TLS when the server speaks it). */
+  memory: (gc: GcMode) => Promise<MemoryReport>
 }
 
-/** Starts the server, then the load generator (nothing is left running when the server fails to start). */
-async function startPair (spec: WsContenderSpec, settings: RunSettings): Promise<{ server: ServerProcess, load: WsLoad }> {
-  const server = await startServer({ script: spec.script, options: { profileFile: spec.profileFile }, cpu: settings.pinning?.server })
-  return { server, load: startWsLoad(settings.pinning?.load) }
+/** Starts the server (with TLS for every transport but ws://), then the load generator (nothing is left running when the server fails to start). */
+async function startPair (spec: WsContenderSpec, settings: RunSettings): Promise<Pair> {
+  const transport = spec.transport ?? 'ws'
+  const tls = transport === 'ws' ? undefined : await benchCertificate(settings.workDir)
+  const server = await startServer({ script: spec.script, options: { profileFile: spec.profileFile, tls }, cpu: settings.pinning?.server })
+  const url = spec.protocol === 'socketio'
+    ? `http://127.0.0.1:${server.port}`
+    : `${tls === undefined ? 'ws' : 'wss'}://127.0.0.1:${server.port}${WS_PATH}`
+  const ca = tls === undefined ? undefined : readFileSync(tls.certFile)
+  return {
+    server,
+    load: startWsLoad(settings.pinning?.load),
+    endpoint: { protocol: spec.protocol, url, transport, caFile: tls?.certFile },
+    memory: async (gc) => await readMemory(server.port, gc, ca)
+  }
 }
 
 const per = (cpuSeconds: number, operations: number): number => operations > 0 ? cpuSeconds * 1e6 / operations : Number.NaN
@@ -68,13 +92,13 @@ export function roomsContender (spec: WsContenderSpec): Contender {
     id: spec.id,
     label: spec.label,
     start: async (settings) => {
-      const { server, load } = await startPair(spec, settings)
+      const { server, load, endpoint } = await startPair(spec, settings)
       const stop = async (): Promise<void> => {
         await load.stop()
         await server.stop()
       }
       try {
-        await load.run({ type: 'setup', protocol: spec.protocol, url: wsUrl(spec.protocol, server.port), subscribers: ROOM_LOAD.subscribers, echoers: ROOM_LOAD.echoers }, COMMAND_GRACE_MS)
+        await load.run({ type: 'setup', ...endpoint, subscribers: ROOM_LOAD.subscribers, echoers: ROOM_LOAD.echoers }, openDeadline(ROOM_LOAD.subscribers + ROOM_LOAD.echoers))
       } catch (err) {
         await stop()
         throw err
@@ -118,24 +142,30 @@ export function roomsContender (spec: WsContenderSpec): Contender {
   }
 }
 
-async function readMemory (port: number, gc: GcMode): Promise<MemoryReport> {
+/** The memory probe's answer; over HTTPS (HTTP/1.1, a fresh connection each time) when `ca` is given. */
+async function readMemory (port: number, gc: GcMode, ca: Buffer | undefined): Promise<MemoryReport> {
   const path = memoryPath(gc)
-  const response = await fetch(`http://127.0.0.1:${port}${path}`)
-  if (!response.ok) throw new Error(`${path} answered ${response.status}`)
-  return await response.json() as MemoryReport
+  const get = ca === undefined ? httpGet : httpsGet
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path, agent: false, ...(ca === undefined ? {} : { ca, servername: 'localhost' }) }, resolve).once('error', reject)
+  })
+  let body = ''
+  for await (const chunk of response) body += String(chunk)
+  if (response.statusCode !== 200) throw new Error(`${path} answered ${response.statusCode}`)
+  return JSON.parse(body) as MemoryReport
 }
 
 /**
  * Polls the memory probe (counting only: a GC on every poll would stall the server) until the server
  * holds `count` sockets; then reads it after a full GC.
  */
-async function settledMemory (port: number, count: number): Promise<MemoryReport> {
+async function settledMemory (memory: Pair['memory'], count: number): Promise<MemoryReport> {
   const deadline = Date.now() + MEMORY_SETTLE_MS
-  for (let held = (await readMemory(port, 'none')).connections; held !== count; held = (await readMemory(port, 'none')).connections) {
+  for (let held = (await memory('none')).connections; held !== count; held = (await memory('none')).connections) {
     if (Date.now() > deadline) throw new Error(`the server holds ${held} WebSocket connections, expected ${count}`)
     await setTimeout(MEMORY_POLL_MS)
   }
-  return await readMemory(port, 'full')
+  return await memory('full')
 }
 
 /** Metric key of the KiB per connection at `level` sockets. */
@@ -159,8 +189,7 @@ export function idleMemoryContender (spec: WsContenderSpec, levels: readonly num
     id: spec.id,
     label: spec.label,
     start: async (settings) => {
-      const { server, load } = await startPair(spec, settings)
-      const url = wsUrl(spec.protocol, server.port)
+      const { server, load, endpoint, memory } = await startPair(spec, settings)
       const stop = async (): Promise<void> => {
         await load.stop()
         await server.stop()
@@ -168,10 +197,10 @@ export function idleMemoryContender (spec: WsContenderSpec, levels: readonly num
       let baseline: MemoryReport
       let reducedBaseline: MemoryReport
       try {
-        await load.figures({ type: 'open-idle', protocol: spec.protocol, url, target: MEMORY_WARMUP_SOCKETS }, COMMAND_GRACE_MS)
+        await load.figures({ type: 'open-idle', ...endpoint, target: MEMORY_WARMUP_SOCKETS }, openDeadline(MEMORY_WARMUP_SOCKETS))
         await load.run({ type: 'close-idle' }, COMMAND_GRACE_MS)
-        baseline = await settledMemory(server.port, 0)
-        reducedBaseline = await readMemory(server.port, 'reduce')
+        baseline = await settledMemory(memory, 0)
+        reducedBaseline = await memory('reduce')
       } catch (err) {
         await stop()
         throw err
@@ -192,10 +221,10 @@ export function idleMemoryContender (spec: WsContenderSpec, levels: readonly num
         let previous: MemoryReport | undefined
         for (const level of levels) {
           const before = server.cpuSeconds()
-          const figures = await load.figures({ type: 'open-idle', protocol: spec.protocol, url, target: level }, COMMAND_GRACE_MS)
+          const figures = await load.figures({ type: 'open-idle', ...endpoint, target: level }, openDeadline(level - (previous?.connections ?? 0)))
           // Read before the probe's GCs: every socket has had its `connection:ready` by now.
           cpu += server.cpuSeconds() - before
-          const report = await settledMemory(server.port, level)
+          const report = await settledMemory(memory, level)
           count += figures.operations
           seconds += figures.seconds
           problems.push(...figures.problems)
@@ -203,7 +232,7 @@ export function idleMemoryContender (spec: WsContenderSpec, levels: readonly num
           if (previous !== undefined) metrics[MARGINAL_KIB] = kib(report, previous, level - previous.connections)
           previous = report
         }
-        metrics[REDUCED_KIB] = kib(await readMemory(server.port, 'reduce'), reducedBaseline, last)
+        metrics[REDUCED_KIB] = kib(await memory('reduce'), reducedBaseline, last)
         metrics[CPU_PER_OP] = per(cpu, count)
         return { operations: count, seconds, metrics, problems }
       }
@@ -221,7 +250,7 @@ export function idleMemoryContender (spec: WsContenderSpec, levels: readonly num
             opened = true
             return await openLevels()
           }
-          const reduced = await readMemory(server.port, 'reduce')
+          const reduced = await memory('reduce')
           if (reduced.connections !== last) throw new Error(`the server holds ${reduced.connections} WebSocket connections, expected ${last}`)
           return { operations: Number.NaN, seconds: 1, metrics: { [REDUCED_KIB]: kib(reduced, reducedBaseline, last) }, problems: [] }
         },

@@ -2,16 +2,17 @@
 // tens of thousands of client sockets, running one command at a time sent by bench/lib/ws-load.ts over
 // IPC — open the fan-out sockets, echo round trips, a fan-out window, open or close idle sockets — and
 // answering with figures. Two client kinds: Keel's own typed client (client/keel-client.ts) over `ws`, for
-// Keel and the raw ws peer (both speak the envelope protocol), and socket.io-client. Every wait is
+// Keel and the raw ws peer (both speak the envelope protocol; ws://, wss:// or HTTP/2 streams, as
+// bench/lib/ws-dialers.ts dials them), and socket.io-client. Every wait is
 // bounded; a command never outlives its deadline; a socket lost mid-run is reported, never reconnected.
 
 import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WebSocket } from 'ws'
 import { io, type Socket as IoSocket } from 'socket.io-client'
 import { KeelClient, type RoomMessage } from '../../client/keel-client.ts'
 import { BENCH_ROOM, benchWsToken } from './ws-workload.ts'
-import type { LoadCommand, LoadReply, Protocol, WindowFigures } from './ws-load.ts'
+import { wsDialer, type Dialed, type Dialer } from './ws-dialers.ts'
+import type { LoadCommand, LoadReply, WindowFigures, WsEndpoint } from './ws-load.ts'
 
 // One socket's open, or one acknowledged request, that takes longer than this is a failure, not a slow
 // server (it outlasts TCP's SYN retransmissions at 1, 3, 7 and 15 s).
@@ -56,42 +57,21 @@ class RefusedUpgrade extends Error {
 let lostSockets = 0
 
 /**
- * A `ws` socket to the URL KeelClient built, with its `?access_token=` moved to `Authorization: Bearer`:
- * the handshake both servers are measured with (the raw ws peer reads only the header).
- */
-function bearerSocket (clientUrl: string): WebSocket {
-  const url = new URL(clientUrl)
-  const token = url.searchParams.get('access_token')
-  url.searchParams.delete('access_token')
-  return new WebSocket(url.href, { headers: { authorization: `Bearer ${token}` }, perMessageDeflate: false, skipUTF8Validation: true })
-}
-
-/**
  * Keel's envelope protocol (realtime/protocol/) through KeelClient. Rooms are joined with `request('room:join')`, not
  * `join()`: the client then keeps no seq state for them, so every room:message the server delivers
  * reaches `onRoomMessage` once — a duplicate is counted, not dropped — and nothing is re-joined.
  */
-function openEnvelopeSocket (url: string): Opener {
+function openEnvelopeSocket (url: string, dial: Dialer): Opener {
   return async (sub, onRoomMessage) => {
-    let ws: WebSocket | undefined
-    let refusedStatus: number | undefined
-    let socketError: Error | undefined
+    let dialed: Dialed | undefined
     let established = false
     let closing = false
     const client = new KeelClient({
       url,
       token: benchWsToken(sub),
       createSocket: (socketUrl) => {
-        const socket = bearerSocket(socketUrl)
-        // Listening for it keeps ws from turning the status into an error; the handshake is then ours to end.
-        socket.once('unexpected-response', (_req, res) => {
-          refusedStatus = res.statusCode
-          socket.terminate()
-        })
-        // KeelClient sees only a close (1006); this keeps the cause (refused connection, reset…) for the report.
-        socket.once('error', (err) => { socketError = err })
-        ws = socket
-        return socket
+        dialed = dial(socketUrl)
+        return dialed.socket
       },
       connectTimeoutMs: REQUEST_TIMEOUT_MS,
       ackTimeoutMs: REQUEST_TIMEOUT_MS,
@@ -108,8 +88,9 @@ function openEnvelopeSocket (url: string): Opener {
     try {
       await client.connect()
     } catch (err) {
+      const refusedStatus = dialed?.refusedStatus()
       if (refusedStatus !== undefined) throw new RefusedUpgrade(refusedStatus)
-      throw new Error(`opening a WebSocket failed: ${socketError?.message ?? closeReason}`, { cause: err })
+      throw new Error(`opening a WebSocket failed: ${dialed?.error()?.message ?? closeReason}`, { cause: err })
     }
     established = true
     return {
@@ -119,7 +100,7 @@ function openEnvelopeSocket (url: string): Opener {
       close: () => {
         closing = true
         // No closing handshake: thousands of idle sockets go at once, as before KeelClient was used.
-        ws?.terminate()
+        dialed?.socket.terminate()
         client.close()
       }
     }
@@ -148,8 +129,8 @@ function openSocketIo (origin: string): Opener {
   })
 }
 
-function opener (protocol: Protocol, url: string): Opener {
-  return protocol === 'socketio' ? openSocketIo(url) : openEnvelopeSocket(url)
+function opener ({ protocol, url, transport = 'ws', caFile }: WsEndpoint): Opener {
+  return protocol === 'socketio' ? openSocketIo(url) : openEnvelopeSocket(url, wsDialer(transport, url, caFile))
 }
 
 /** Upgrades answered 503 and tried again since the last `takeProblems`. */
@@ -250,8 +231,8 @@ function sweepStalled (w: FanoutWindow): void {
   }
 }
 
-async function setup (protocol: Protocol, url: string, subscribers: number, echoers: number): Promise<LoadReply> {
-  const open = opener(protocol, url)
+async function setup (endpoint: WsEndpoint, subscribers: number, echoers: number): Promise<LoadReply> {
+  const open = opener(endpoint)
   const ignore = (): void => {}
   // One subject per role: presence (Keel's open rooms track it) changes once per role, not once per socket.
   const subs = await openMany(subscribers, async () => await open('bench-subscriber', onRoomMessage))
@@ -307,8 +288,8 @@ async function fanoutWindow (seconds: number, inFlight: number): Promise<WindowF
 }
 
 /** Opens idle sockets, one subject each, until `target` are open. */
-async function openIdle (protocol: Protocol, url: string, target: number): Promise<WindowFigures> {
-  const open = opener(protocol, url)
+async function openIdle (endpoint: WsEndpoint, target: number): Promise<WindowFigures> {
+  const open = opener(endpoint)
   const began = performance.now()
   const from = idle.length
   idle.push(...await openMany(target - from, async (i) => await open(`bench-user-${from + i}`, () => {})))
@@ -317,10 +298,10 @@ async function openIdle (protocol: Protocol, url: string, target: number): Promi
 
 async function run (command: LoadCommand): Promise<LoadReply> {
   switch (command.type) {
-    case 'setup': return await setup(command.protocol, command.url, command.subscribers, command.echoers)
+    case 'setup': return await setup(command, command.subscribers, command.echoers)
     case 'echo': return { type: 'figures', figures: await echoWindow(command.seconds) }
     case 'fanout': return { type: 'figures', figures: await fanoutWindow(command.seconds, command.inFlight) }
-    case 'open-idle': return { type: 'figures', figures: await openIdle(command.protocol, command.url, command.target) }
+    case 'open-idle': return { type: 'figures', figures: await openIdle(command, command.target) }
     case 'close-idle':
       for (const socket of idle) socket.close()
       idle = []

@@ -4,15 +4,22 @@
 
 import { resolve } from 'node:path'
 import { spawnBenchChild } from './bench-child.ts'
+import type { WsTransport } from './ws-dialers.ts'
 
 /** Keel's JSON envelope protocol over `ws` (Keel, the raw ws peer), or Socket.IO. */
 export type Protocol = 'envelope' | 'socketio'
 
+/**
+ * Where and how the load reaches the server: the URL, and for the envelope protocol the transport
+ * (bench/lib/ws-dialers.ts; ws:// when absent) with the certificate to trust over TLS.
+ */
+export interface WsEndpoint { protocol: Protocol, url: string, transport?: WsTransport, caFile?: string }
+
 export type LoadCommand =
-  | { type: 'setup', protocol: Protocol, url: string, subscribers: number, echoers: number }
+  | { type: 'setup', subscribers: number, echoers: number } & WsEndpoint
   | { type: 'echo', seconds: number }
   | { type: 'fanout', seconds: number, inFlight: number }
-  | { type: 'open-idle', protocol: Protocol, url: string, target: number }
+  | { type: 'open-idle', target: number } & WsEndpoint
   | { type: 'close-idle' }
 
 /** One window's figures as the load generator saw them. */

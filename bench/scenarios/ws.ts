@@ -1,7 +1,8 @@
 // The WebSocket scenarios: 5, echo round trips and room fan-out to 1,000 subscribers, and 6,
 // memory per idle authenticated connection — Keel's /ws against a naive raw `ws` server and Socket.IO 4
-// (bench/servers/ws-raw.ts, socketio.ts). All over cleartext ws:// (Keel with TLS=off), the load from a
-// separate process (bench/lib/ws-load-process.ts) on the load CPU.
+// (bench/servers/ws-raw.ts, socketio.ts) over cleartext ws:// (Keel with TLS=off), and Keel itself over
+// TLS: wss:// on HTTP/1.1 and WebSockets on HTTP/2 streams (RFC 8441). The load comes from a separate
+// process (bench/lib/ws-load-process.ts, transports in bench/lib/ws-dialers.ts) on the load CPU.
 
 import { formatNumber } from '../lib/report.ts'
 import { CPU_PER_OP, RATE, type MetricSpec, type Scenario } from '../lib/scenario.ts'
@@ -13,6 +14,10 @@ import { BENCH_ROOM } from '../lib/ws-workload.ts'
 const keel: WsContenderSpec = { id: 'keel', label: 'Keel /ws', script: 'keel.ts', protocol: 'envelope' }
 const rawWs: WsContenderSpec = { id: 'ws-raw', label: 'raw ws (naive send loop)', script: 'ws-raw.ts', protocol: 'envelope' }
 const socketIo: WsContenderSpec = { id: 'socketio', label: 'Socket.IO 4', script: 'socketio.ts', protocol: 'socketio' }
+// Keel over TLS, as it serves browsers: wss:// upgrades, and extended CONNECTs on HTTP/2 streams.
+const keelWss: WsContenderSpec = { ...keel, id: 'keel-wss', label: 'Keel /ws, wss:// (HTTP/1.1, TLS)', transport: 'wss' }
+const keelH2: WsContenderSpec = { ...keel, id: 'keel-h2', label: 'Keel /ws, HTTP/2 streams (100 a connection)', transport: 'h2' }
+const keelH2Each: WsContenderSpec = { ...keel, id: 'keel-h2-each', label: 'Keel /ws, HTTP/2 (one connection each)', transport: 'h2-each' }
 
 const FANOUT_CPU_GOAL_US = 4
 /** Keel's CPU per delivery ÷ Socket.IO's. */
@@ -30,14 +35,17 @@ const ROOM_METRICS: MetricSpec[] = [
 const fanout: Scenario = {
   name: 'ws-fanout',
   number: '5',
-  title: `WebSocket echo round trips and room fan-out to ${ROOM_LOAD.subscribers.toLocaleString('en-US')} subscribers — cleartext ws://`,
+  title: `WebSocket echo round trips and room fan-out to ${ROOM_LOAD.subscribers.toLocaleString('en-US')} subscribers — cleartext ws://, and Keel over TLS (HTTP/1.1 and HTTP/2)`,
   describe: [
     'Every server speaks the same room protocol over cleartext ws:// on 127.0.0.1 (Keel built with TLS=off, as it runs behind a TLS-terminating proxy). ' +
     'Keel: `/ws` as production builds it (its envelope protocol: `room:join`, `room:publish` → the other members get `room:message`, `ping` with an `id` → `ack`), ' +
     'message budget and per-user socket cap raised out of reach (still counted on every message), room `' + BENCH_ROOM + '` under its open-room policy. ' +
     'Raw ws: the same envelopes, served the naive way — the room message serialized once, then `ws.send(text)` per member. ' +
     'Socket.IO 4: `socket.to(room).emit(…)` (encoded and framed once by its adapter), WebSocket transport only, acks as callbacks. ' +
-    'Every server verifies an HS256 token on the handshake.',
+    'Every server verifies an HS256 token on the handshake. ' +
+    'Keel over TLS (TLS 1.3, the bench\'s self-signed certificate) is measured twice more: wss:// upgrades over HTTP/1.1, one TLS connection per socket; ' +
+    'and WebSockets on HTTP/2 streams (RFC 8441 extended CONNECT), as a browser opens them on its page\'s connection — here as many streams per connection ' +
+    'as Keel\'s SETTINGS allow (HTTP2_MAX_CONCURRENT_STREAMS, 100 by default), so the 1,000 subscribers share 10 connections.',
     `Load: one separate process on the load CPU holding ${ROOM_LOAD.subscribers.toLocaleString('en-US')} subscriber sockets (one subject, so joining pushes one presence event, not one per socket), ` +
     `one publisher and ${ROOM_LOAD.echoers} echo sockets — Keel's typed client (client/keel-client.ts, no reconnects, token in the Authorization header) for Keel and the raw ws peer, socket.io-client for Socket.IO. Each window: first ${Math.round(ROOM_LOAD.echoShare * 100)} % echo — each echo socket keeps one \`ping\` in flight; ` +
     `then fan-out — a closed loop with ${ROOM_LOAD.inFlight} messages (~200-byte frames) in flight, the next sent when one has reached every subscriber. ` +
@@ -48,7 +56,7 @@ const fanout: Scenario = {
     'writes until the end of the tick (realtime/transports/ws-connection.ts), so the publishes read together from the publisher\'s socket reach each subscriber in one ' +
     'system call; a room that gets one message at a time pays one call per delivery, like the peers.'
   ],
-  contenders: [roomsContender(keel), roomsContender(rawWs), roomsContender(socketIo)],
+  contenders: [roomsContender(keel), roomsContender(rawWs), roomsContender(socketIo), roomsContender(keelWss), roomsContender(keelH2)],
   baselines: ['ws-raw', 'socketio'],
   metrics: ROOM_METRICS,
   goals: [{ contender: 'keel', metric: CPU_PER_OP, atMost: FANOUT_CPU_GOAL_US, text: `fan-out server CPU per delivery ≤ ${FANOUT_CPU_GOAL_US} µs` }],
@@ -73,7 +81,7 @@ const MEMORY_GOAL_KIB = 12
 const memory: Scenario = {
   name: 'ws-memory',
   number: '6',
-  title: 'Memory per idle authenticated WebSocket connection at 5,000 and 10,000 connections — cleartext ws://',
+  title: 'Memory per idle authenticated WebSocket connection at 5,000 and 10,000 connections — cleartext ws://, and Keel over TLS (HTTP/1.1 and HTTP/2)',
   describe: [
     'The first window opens idle sockets over cleartext ws:// from the separate load process, each with its own subject\'s HS256 token (Keel: `/ws` with ' +
     '`Authorization: Bearer`, built as in scenario 5; raw ws: the same header, verified with jsonwebtoken on the upgrade), waits until each has had ' +
@@ -84,9 +92,16 @@ const memory: Scenario = {
     'It holds one-off growth too (V8 enlarges its young generation during the connection storm); the 5k→10k column, the RSS each socket added between the two levels, ' +
     'leaves such fixed costs out, and the last column reads RSS at 10,000 after V8\'s memory-reducing ("last resort") GC, which gives that growth back: what the sockets themselves hold.',
     'Socket.IO is left out here: its client and handshake cost about twice a raw ws socket\'s, and 10,000 more sockets would not fit the run\'s time.',
+    'Keel over TLS, three ways: wss:// upgrades over HTTP/1.1 (a TLS connection per socket); WebSockets on HTTP/2 streams, many on each connection ' +
+    '(as many as Keel\'s SETTINGS allow: HTTP2_MAX_CONCURRENT_STREAMS, 100 by default, so 100 connections hold 10,000 sockets) — what a browser with many ' +
+    'sockets to one origin costs; and HTTP/2 with one connection per socket — what many browsers with one socket each cost. The goal is on cleartext ws://, ' +
+    'as Keel runs behind a TLS-terminating proxy; the TLS rows show what a socket costs when Keel terminates TLS itself.',
     'Connections opened/s and server CPU per handshake (upgrade, token verification, registration) come from the first window: side figures, not the goal.'
   ],
-  contenders: [idleMemoryContender(keel, MEMORY_LEVELS), idleMemoryContender(rawWs, MEMORY_LEVELS)],
+  contenders: [
+    idleMemoryContender(keel, MEMORY_LEVELS), idleMemoryContender(rawWs, MEMORY_LEVELS),
+    idleMemoryContender(keelWss, MEMORY_LEVELS), idleMemoryContender(keelH2, MEMORY_LEVELS), idleMemoryContender(keelH2Each, MEMORY_LEVELS)
+  ],
   baselines: ['ws-raw'],
   metrics: [
     { key: RATE, label: 'connections opened/s', digits: 0 },

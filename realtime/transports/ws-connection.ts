@@ -22,6 +22,9 @@ export const CloseCode = {
 } as const
 export type CloseCode = typeof CloseCode[keyof typeof CloseCode]
 
+/** What carries a connection: an HTTP/1.1 upgrade, or an HTTP/2 stream opened by an extended CONNECT. */
+export type WebSocketTransportName = 'h1' | 'h2'
+
 /** WebSocket readyState OPEN (the spec's constant). */
 const OPEN = 1
 
@@ -99,13 +102,15 @@ export class WsConnection extends HubSession implements RouterSession, EventCont
   awaitingPong = false
   /** The code the server closed with, when it did (metrics); undefined when the peer closed. */
   closedWith: number | undefined
+  readonly transport: WebSocketTransportName
   readonly #socket: WebSocket
   readonly #policy: ConnectionPolicy
   readonly #bucket: TokenBucket
   #strikes = 0
 
-  constructor (id: string, user: AuthUser, socket: WebSocket, hub: RoomHub, policy: ConnectionPolicy, now: number) {
+  constructor (id: string, user: AuthUser, socket: WebSocket, hub: RoomHub, policy: ConnectionPolicy, now: number, transport: WebSocketTransportName = 'h1') {
     super(id, user, hub)
+    this.transport = transport
     this.#socket = socket
     this.#policy = policy
     this.#bucket = new TokenBucket(policy.messageRate, policy.messageBurst, now)

@@ -1,7 +1,8 @@
-// The WebSocket transport, GET /ws (README "WebSocket"): the stream handshake (handshake.ts) runs
-// before the upgrade, so a refusal is a plain HTTP problem response and never a 101; the upgraded
-// socket becomes a session (ws-sessions.ts) whose frames the event router dispatches. The events are
-// the files of realtime/protocol/events/. Decorates `fastify.webSockets`. Needs @fastify/websocket
+// The WebSocket transport, /ws (README "WebSocket"): an HTTP/1.1 upgrade of GET /ws and, on the HTTPS
+// server, an HTTP/2 extended CONNECT (ws-h2.ts). The stream handshake (handshake.ts) runs before
+// either opens, so a refusal is a plain HTTP problem response and never a 101 or 200; the open socket
+// becomes a session (ws-sessions.ts) whose frames the event router dispatches. The events are the
+// files of realtime/protocol/events/. Decorates `fastify.webSockets`. Needs @fastify/websocket
 // (ws-server.ts) registered before it.
 
 import fp from 'fastify-plugin'
@@ -13,6 +14,7 @@ import { webSocketMetrics } from '../metrics.ts'
 import { streamHandshake, type HandshakeOptions } from './handshake.ts'
 import type { ConnectionPolicy } from './ws-connection.ts'
 import { WebSocketSessions } from './ws-sessions.ts'
+import { acceptWebSocketsOverHttp2 } from './ws-h2.ts'
 
 export interface WebSocketTransport {
   /** The events clients may send. */
@@ -70,24 +72,34 @@ async function webSocketTransport (fastify: FastifyInstance, options: WebSocketT
     get size () { return sessions.size }
   })
 
+  const handshake = streamHandshake(fastify, options, 'WebSocket connections')
   fastify.route({
     method: 'GET',
     url: '/ws',
     // The route authenticates itself (in the handshake hooks) to accept ?access_token=.
     config: { auth: false },
-    onRequest: streamHandshake(fastify, options, 'WebSocket connections'),
+    onRequest: handshake,
     // Not an HTTP API: kept out of the OpenAPI document.
     schema: { hide: true } as FastifySchema,
-    // A plain GET (or an HTTP/2 request, which cannot upgrade) gets 426 instead of a socket; over
-    // HTTP/1.1 it names the protocol to upgrade to (HTTP/2 forbids the Upgrade header).
+    // A plain GET (over HTTP/2 a GET cannot upgrade) gets 426 instead of a socket; over HTTP/1.1 it
+    // names the protocol to upgrade to (HTTP/2 forbids the Upgrade header).
     handler: async (request: FastifyRequest) => {
-      const detail = 'GET /ws is a WebSocket endpoint: open it with an HTTP/1.1 Upgrade (an HTTP/2 client must use ALPN http/1.1)'
+      const detail = 'GET /ws is a WebSocket endpoint: open it with an HTTP/1.1 Upgrade or, over HTTP/2, an extended CONNECT (:protocol websocket)'
       throw new AppError(ErrorCode.UPGRADE_REQUIRED, detail, request.raw.httpVersionMajor === 1 ? { headers: UPGRADE_TO_WEBSOCKET } : {})
     },
     wsHandler: (socket, request) => {
-      sessions.accept(socket, request.user!)
+      sessions.accept(socket, request.user!, 'h1', request.log)
     }
   })
+
+  // The HTTPS server speaks HTTP/2: the same route, handshake and sessions over its streams.
+  if (options.tls) {
+    acceptWebSocketsOverHttp2(fastify, {
+      url: '/ws',
+      handshake,
+      accept: (socket, request) => { sessions.accept(socket, request.user!, 'h2', request.log) }
+    })
+  }
 }
 
 export default fp(webSocketTransport, { name: 'keel-websocket', dependencies: ['keel-realtime', 'keel-auth', '@fastify/websocket'] })

@@ -1,8 +1,8 @@
-// The open WebSocket connections of this instance: takes each upgraded socket over, runs its frames
-// through the event router under its message budget, pings it (a peer that misses the pong window is
-// terminated), ends it at its token's expiry (4001), and on shutdown closes every one with 1001,
-// terminating those that do not answer within the grace. One set of socket listeners serves every
-// connection: no closures per connection.
+// The open WebSocket connections of this instance, whatever carries them (an HTTP/1.1 upgrade or an
+// HTTP/2 stream, ws-h2.ts): takes each socket over, runs its frames through the event router under its
+// message budget, pings it (a peer that misses the pong window is terminated), ends it at its token's
+// expiry (4001), and on shutdown closes every one with 1001, terminating those that do not answer
+// within the grace. One set of socket listeners serves every connection: no closures per connection.
 
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
@@ -12,7 +12,7 @@ import { AppError, ErrorCode } from '../../core/errors.ts'
 import type { Realtime } from '../plugin.ts'
 import type { WebSocketMetrics } from '../metrics.ts'
 import { type EventRouter, WsErrorCode } from '../protocol/event-router.ts'
-import { CloseCode, WsConnection, type ConnectionPolicy } from './ws-connection.ts'
+import { CloseCode, WsConnection, type ConnectionPolicy, type WebSocketTransportName } from './ws-connection.ts'
 import { armExpiry } from './session.ts'
 
 const kConnection = Symbol('keel.wsConnection')
@@ -74,8 +74,11 @@ export class WebSocketSessions {
     return this.#sessions.size
   }
 
-  /** Takes over an upgraded socket of a verified user: registers it and sends `connection:ready`. */
-  accept (ws: WebSocket, user: AuthUser): void {
+  /**
+   * Takes over the open socket of a verified user, carried by `transport`: registers it and sends
+   * `connection:ready`. `log` is the handshake request's (its lines carry the request id).
+   */
+  accept (ws: WebSocket, user: AuthUser, transport: WebSocketTransportName, log: FastifyBaseLogger): void {
     const socket = ws as Socket
     detachUpgradeRequest(socket)
     socket.on('error', this.#onSocketError)
@@ -88,7 +91,7 @@ export class WebSocketSessions {
       return
     }
     const { realtime, policy, metrics } = this.#options
-    const conn = new WsConnection(randomUUID(), user, socket, realtime.hub, policy, Date.now())
+    const conn = new WsConnection(randomUUID(), user, socket, realtime.hub, policy, Date.now(), transport)
     socket[kConnection] = conn
     socket.on('message', this.#onMessage)
     socket.on('pong', onPong)
@@ -96,6 +99,8 @@ export class WebSocketSessions {
     this.#sessions.add(conn)
     realtime.hub.add(conn)
     metrics.open.inc()
+    metrics.opened(transport).inc()
+    log.info({ connectionId: conn.id, transport }, 'WebSocket session opened')
     armExpiry(conn)
     conn.send('connection:ready', { connectionId: conn.id, user: { sub: user.sub, scopes: user.scopes, exp: user.exp } })
   }
@@ -157,7 +162,9 @@ export class WebSocketSessions {
     const { metrics, log } = this.#options
     this.#sessions.delete(conn)
     metrics.open.dec()
-    metrics.closes(String(conn.closedWith ?? code)).inc()
+    const closeCode = conn.closedWith ?? code
+    metrics.closes(String(closeCode)).inc()
+    log.info({ connectionId: conn.id, transport: conn.transport, code: closeCode }, 'WebSocket session closed')
     conn.release().catch((err: unknown) => log.error({ err }, 'removing a WebSocket connection from the hub failed'))
     if (this.#sessions.size === 0) this.#drained?.()
   }

@@ -1,6 +1,7 @@
 // WebSocket test clients: open an authenticated socket to a listening test app (real TLS), wait for
 // the next message matching a predicate with a bounded timeout, send with an id and await its
-// ack/error, await the close code, and read the HTTP status of a refused upgrade.
+// ack/error, await the close code, and read the HTTP status of a refused upgrade. The same reading
+// serves sockets over HTTP/2 streams (ws-h2.ts).
 
 import { once } from 'node:events'
 import type { ConnectionOptions } from 'node:tls'
@@ -52,17 +53,37 @@ function wsUrl (server: WsTarget): string {
   return server.url.replace(/^http/, 'ws') + '/ws'
 }
 
-function clientOptions (server: WsTarget, options: OpenOptions): { url: string, opts: ClientOptions } {
+/** Where the options put the token: `?access_token=` (`query`, with its `?`, or empty) or the Authorization header. */
+export function credentialsOf (options: OpenOptions): { query: string, headers: Record<string, string> } {
   const token = options.token ?? testToken({ sub: options.sub ?? 'user-1' })
-  const url = options.queryToken === true ? `${wsUrl(server)}?access_token=${encodeURIComponent(token)}` : wsUrl(server)
+  const query = options.queryToken === true ? `?access_token=${encodeURIComponent(token)}` : ''
   const headers = { ...(options.queryToken === true ? {} : { authorization: `Bearer ${token}` }), ...options.headers }
-  return { url, opts: { ca: server.ca, servername: 'localhost', headers, ...options.client } }
+  return { query, headers }
+}
+
+function clientOptions (server: WsTarget, options: OpenOptions): { url: string, opts: ClientOptions } {
+  const { query, headers } = credentialsOf(options)
+  return { url: wsUrl(server) + query, opts: { ca: server.ca, servername: 'localhost', headers, ...options.client } }
 }
 
 /** Opens a socket and waits for `connection:ready`; closed (terminated) when the test ends. */
 export async function openSocket (t: Teardown, server: WsTarget, options: OpenOptions = {}): Promise<TestSocket> {
   const { url, opts } = clientOptions(server, options)
   const ws = new WebSocket(url, opts)
+  const socket = followSocket(t, ws)
+  await Promise.race([
+    once(ws, 'open'),
+    once(ws, 'unexpected-response').then(([, res]) => { throw new Error(`upgrade refused with HTTP ${(res as { statusCode: number }).statusCode}`) })
+  ])
+  const ready = await socket.next((m) => m.event === 'connection:ready')
+  return { ...socket, ready }
+}
+
+/**
+ * Reads an open (or opening) client socket's messages, whatever carries it (an upgraded connection, an
+ * HTTP/2 stream): the inbox, the waits, requests with ids and the close. Terminated when the test ends.
+ */
+export function followSocket (t: Teardown, ws: WebSocket): Omit<TestSocket, 'ready'> {
   t.teardown(() => ws.terminate())
   const inbox: Message[] = []
   const waiters: Array<{ predicate: (m: Message) => boolean, resolve: (m: Message) => void }> = []
@@ -108,13 +129,7 @@ export async function openSocket (t: Teardown, server: WsTarget, options: OpenOp
       ws.once('close', (code, reason) => { clearTimeout(timer); resolve({ code, reason: reason.toString() }) })
     })
   }
-
-  await Promise.race([
-    once(ws, 'open'),
-    once(ws, 'unexpected-response').then(([, res]) => { throw new Error(`upgrade refused with HTTP ${(res as { statusCode: number }).statusCode}`) })
-  ])
-  const ready = await next((m) => m.event === 'connection:ready')
-  return { ws, ready, next, maybeNext, request, send, closed }
+  return { ws, next, maybeNext, request, send, closed }
 }
 
 /** Attempts an upgrade and resolves with the HTTP status: 101 when it opened, else the refusal's status and body. */

