@@ -28,6 +28,8 @@ export const MEMORY_DATABASE = ':memory:'
 const SQLITE_BUSY_TIMEOUT_MS = 5000
 
 /** Opens (creating the file and its directory when missing) an SQLite file, or an in-memory database. */
+const SQLITE_BUSY = 5
+
 export function openSqlite (file: string): DatabaseSync {
   if (file !== MEMORY_DATABASE) mkdirSync(dirname(file), { recursive: true })
   const db = new DatabaseSync(file)
@@ -36,9 +38,28 @@ export function openSqlite (file: string): DatabaseSync {
   if (file !== MEMORY_DATABASE) {
     // WAL: readers never wait for the writer. synchronous=NORMAL is durable across process crashes
     // in WAL mode (only an OS crash may lose the last commits) and avoids an fsync per write.
-    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL')
+    switchToWal(db)
+    db.exec('PRAGMA synchronous = NORMAL')
   }
   return db
+}
+
+/**
+ * SQLite may answer SQLITE_BUSY to the switch to WAL at once, without its busy handler, while another
+ * process is switching the same new file: retry within the busy timeout, a few milliseconds apart.
+ */
+function switchToWal (db: DatabaseSync): void {
+  const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS
+  const pause = new Int32Array(new SharedArrayBuffer(4))
+  for (;;) {
+    try {
+      db.exec('PRAGMA journal_mode = WAL')
+      return
+    } catch (err) {
+      if ((err as { errcode?: number }).errcode !== SQLITE_BUSY || Date.now() >= deadline) throw err
+      Atomics.wait(pause, 0, 0, 10)
+    }
+  }
 }
 
 /** Opens the configured database; with PostgreSQL, after one successful round trip. */
