@@ -11,6 +11,7 @@ import { isIP } from 'node:net'
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import { AppError, ErrorCode } from '../../core/errors.ts'
+import { addVary } from '../../core/vary.ts'
 
 export interface HandshakeOptions {
   /** `CORS_ORIGINS`: cross-site pages allowed to open a stream with their users' credentials. */
@@ -84,9 +85,7 @@ export async function readableRefusal (request: FastifyRequest, reply: FastifyRe
   const origin = request.headers.origin
   if (reply.statusCode < 400 || origin === undefined || !SERIALIZED_ORIGIN.test(origin)) return payload
   if (reply.getHeader('access-control-allow-origin') === undefined) reply.header('access-control-allow-origin', origin)
-  const vary = reply.getHeader('vary')
-  if (vary === undefined) reply.header('vary', 'Origin')
-  else if (!/(?:^|,)\s*(?:origin|\*)\s*(?:,|$)/i.test(String(vary))) reply.header('vary', `${String(vary)}, Origin`)
+  addVary(reply, 'Origin')
   return payload
 }
 
