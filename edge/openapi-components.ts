@@ -84,7 +84,8 @@ function problemResponse (description: string, problem: ReturnType<typeof exampl
   }
 }
 
-const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'] as const satisfies readonly HeaderName[]
+/** The headers every response of a rate-limited route carries (429 adds Retry-After). */
+export const RATE_LIMIT_HEADERS = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'] as const satisfies readonly HeaderName[]
 
 const RESPONSES = {
   NotModified: { description: 'Not Modified: the representation you hold is current; no body', headers: headerRefs(['X-Request-Id', 'ETag']) },
@@ -119,9 +120,6 @@ const CATALOGUE: Record<Kind, Record<string, unknown>> = {
   parameters: PARAMETERS
 }
 
-/** The headers every successful response of a rate-limited route carries. */
-export const RATE_LIMIT_HEADER_NAMES: readonly HeaderName[] = RATE_LIMIT_HEADERS
-
 /** Every `$ref` string anywhere in `value`. */
 function refsIn (value: unknown, found: Set<string>): Set<string> {
   if (Array.isArray(value)) for (const v of value) refsIn(v, found)
@@ -147,5 +145,10 @@ export function addReferencedComponents (paths: unknown, components: Partial<Rec
     if (entry === undefined) continue
     components[kind as Kind] = { ...components[kind as Kind], [name!]: entry }
     pending.push(...refsIn(entry, new Set()))
+  }
+  // In name order, so the document reads the same whatever order the routes were registered in.
+  for (const kind of Object.keys(CATALOGUE) as Kind[]) {
+    const entries = components[kind]
+    if (entries !== undefined) components[kind] = Object.fromEntries(Object.entries(entries).sort(([a], [b]) => a.localeCompare(b)))
   }
 }

@@ -7,7 +7,7 @@
 import type { RouteOptions } from 'fastify'
 import type { RouteAuth, RoutePreconditions } from '../core/route-config.ts'
 import { DEFAULT_ROUTE_AUTH } from '../auth/plugin.ts'
-import { RATE_LIMIT_HEADER_NAMES, parameterHeaderName, ref, type HeaderName, type ParameterName, type Ref, type ResponseName } from './openapi-components.ts'
+import { RATE_LIMIT_HEADERS, parameterHeaderName, ref, type HeaderName, type ParameterName, type Ref, type ResponseName } from './openapi-components.ts'
 
 /** The declarations of one route that shape its documentation. */
 export interface RouteFacts {
@@ -83,7 +83,7 @@ function responseHeaders (method: string, status: string, facts: RouteFacts): He
   const names: HeaderName[] = ['X-Request-Id']
   if (status === '304') names.push('ETag')
   if (!/^2/.test(status)) return names
-  if (facts.rateLimited) names.push(...RATE_LIMIT_HEADER_NAMES)
+  if (facts.rateLimited) names.push(...RATE_LIMIT_HEADERS)
   // A computed tag is hashed from a read's 200 body; a resource's tag goes out with every representation of it.
   if (facts.etag === 'computed' && isRead(method) && status === '200') names.push('ETag')
   if (facts.etag === 'resource' && status !== '204' && (!isRead(method) || status === '200')) names.push('ETag', 'Last-Modified')
