@@ -31,6 +31,7 @@ import realtime from './realtime/plugin.ts'
 import webSocketServer, { webSocketServerOptions } from './realtime/transports/ws-server.ts'
 import webSocketTransport from './realtime/transports/ws-route.ts'
 import sseTransport from './realtime/transports/sse-route.ts'
+import asyncApiDocs from './realtime/asyncapi.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
 import metricsRoutes from './core/metrics-route.ts'
@@ -88,6 +89,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(webSocketServer, webSocketServerOptions(config.ws))
   await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
   await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
+  // Their AsyncAPI document (/docs/asyncapi.json), from the events, pushes, feeds and room policies loaded.
+  await typed.register(asyncApiDocs, { tls: config.tls.enabled })
 
   // Upstream clients.
   await typed.register(upstreams, { policy: config.upstreams.policy })
