@@ -87,8 +87,11 @@ export interface PushDefinition {
   readonly transports: readonly PushTransport[]
 }
 
-/** The server's own pushes (a resource's feeds come on top, from `fastify.realtime.feeds`). */
-export const pushes: readonly PushDefinition[] = [
+/**
+ * The server's own pushes (a resource's feeds come on top, from `fastify.realtime.feeds`). Kept as
+ * literal types, so a type can read each event's data schema (the client's types are checked against them).
+ */
+export const pushes = [
   { event: 'connection:ready', data: ConnectionReady, transports: ['ws'], summary: 'The connection is open and authenticated' },
   {
     event: 'room:message',
@@ -114,7 +117,7 @@ export const pushes: readonly PushDefinition[] = [
     summary: 'The stream ends: its access token expired (code UNAUTHORIZED)',
     description: 'Reconnect with a fresh token and the last event id to resume.'
   }
-]
+] as const satisfies readonly PushDefinition[]
 
 /** The `ack` envelope: the answer to a client frame that had an `id`. */
 export function ackEnvelope (data: TSchema): TObject {

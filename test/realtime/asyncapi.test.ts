@@ -20,7 +20,7 @@ import webSocketServer, { webSocketServerOptions } from '../../realtime/transpor
 import webSocketTransport from '../../realtime/transports/ws-route.ts'
 import asyncApiDocs, { ASYNCAPI_PATH } from '../../realtime/asyncapi.ts'
 import { loadEventDirectory, type EventDefinition } from '../../realtime/protocol/event-router.ts'
-import { ErrorEnvelope, pushes, closeCodes } from '../../realtime/protocol/pushes.ts'
+import { ErrorEnvelope, pushes as builtInPushes, closeCodes, type PushDefinition } from '../../realtime/protocol/pushes.ts'
 import { CloseCode } from '../../realtime/transports/ws-connection.ts'
 import { ItemChange } from '../../resources/items/feed.ts'
 import type { App } from '../../app.ts'
@@ -31,6 +31,7 @@ import { isEvent, openSse } from '../helpers/sse.ts'
 interface Teardown { teardown: (fn: () => unknown) => void }
 
 const EVENTS_DIR = join(ROOT, 'realtime/protocol/events')
+const pushes: readonly PushDefinition[] = builtInPushes
 
 /**
  * Diagnostics below warning the document may keep, each with its reason. `asyncapi-latest-version`:
