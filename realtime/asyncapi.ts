@@ -77,7 +77,7 @@ function closeCodesTable (): string {
 
 const PROTOCOL = `Frames are JSON text. A client sends \`{event, data?, id?}\`; with an \`id\` the server answers exactly once, \`{event: "ack", id, data}\` or \`{event: "error", id, data: {code, message, errors?}}\`. Pushes are \`{event, data}\`.
 
-**Resume and gaps.** A room's numbered pushes carry \`room\` and \`seq\` (1, 2, 3… per room). After a reconnect, \`room:join\` with \`since\` (the last seq seen) replays what followed before its ack; the ack's \`recovered\` is false when the history no longer reaches back (refetch the room's state). A seq that jumps by more than one is a gap. Over SSE, \`Last-Event-ID\` resumes every room of the stream, and \`stream:ready\` reports \`recovered\` per room. Transient pushes (presence, typing) carry no seq and are never replayed.`
+**Resume and gaps.** A room's numbered pushes carry \`room\` and \`seq\` (1, 2, 3… per room). After a reconnect, \`room:join\` with \`since\` (the last seq seen) replays what followed before its ack; the ack's \`recovered\` is false when the history no longer reaches back (refetch the room's state). A seq that jumps by more than one is a gap. Over SSE, \`Last-Event-ID\` resumes every room of the stream, and \`stream:ready\` reports \`recovered\` per room. Transient pushes (presence, typing) carry no seq and are never replayed. (The Keel client reports a resume as its \`resumed\` event and a jump as \`gap\`: neither is a frame.)`
 
 function info (sources: AsyncApiSources): Json {
   return {
@@ -193,6 +193,7 @@ function withSseBinding (operations: Json): void {
 export function asyncApiDocument (sources: AsyncApiSources, host: string): Json {
   const key = keyMaker()
   const built: Built = { messages: {}, operations: {}, channelMessages: { [WS]: {}, [SSE]: {} } }
+  // The error envelope answers every event: its key is reserved before any event's.
   key(ERROR)
   built.messages[ERROR] = message(ERROR, 'error', ErrorEnvelope, 'A refused frame (with its id when it had a readable one)', `Codes: ${errorCodes.join(', ')}.`)
   built.channelMessages[WS]![ERROR] = ref(`#/components/messages/${ERROR}`)
@@ -227,9 +228,9 @@ export interface AsyncApiDocsOptions {
 }
 
 /**
- * Serves the document. Built once the app is ready (every event, feed and room policy declared), with
- * the servers' host taken from each request, so it names the origin the client reached. Public,
- * outside the OpenAPI document, revalidated with a computed ETag.
+ * Serves the document. Its sources are read once the app is ready (every event, feed and room policy
+ * declared); each response names the host the request reached as the servers' host. Public, outside
+ * the OpenAPI document, revalidated with a computed ETag.
  */
 async function asyncApiDocs (fastify: FastifyInstance, options: AsyncApiDocsOptions): Promise<void> {
   let sources: AsyncApiSources | undefined
