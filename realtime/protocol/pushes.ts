@@ -1,12 +1,14 @@
 // What the server sends that a client did not define: the pushes (`connection:ready`, `room:message`,
 // presence, SSE's `stream:ready`), the `ack` and `error` envelopes of its answers, and the WebSocket close
-// codes, as TypeBox schemas and data. The code that builds them types them with these schemas'
-// `Static<>`, and realtime/asyncapi.ts documents these same schemas, so the document cannot drift from
-// what is sent. A resource's feeds declare their own pushes (`fastify.realtime.feed`).
+// codes, as TypeBox schemas and data. realtime/asyncapi.ts documents these very schemas. The router's
+// errors and the event files' publishes are typed with their `Static<>`; what the hub and the transports
+// build is held to them by test/realtime/asyncapi.test.ts, and the client's types by
+// test/client/protocol.test.ts. A resource's feeds declare their own pushes (`fastify.realtime.feed`).
 
 import { Type, type Static, type TComposite, type TObject, type TSchema } from '@sinclair/typebox'
 import { ErrorCode } from '../../core/errors.ts'
 import type { CloseCode } from '../transports/ws-connection.ts'
+import { WsErrorCode } from './event-router.ts'
 import { RoomName } from './rooms.ts'
 
 /** A room's sequence number: 1 for its first numbered message, one more for each. */
@@ -55,9 +57,8 @@ export const FieldError = Type.Object({
 })
 export type FieldError = Static<typeof FieldError>
 
-// Every code a handler may send: the router's own (event-router.ts WsErrorCode) are ErrorCodes or
-// INVALID_MESSAGE/UNKNOWN_EVENT, and a handler may throw any AppError.
-export const errorCodes: readonly string[] = [...new Set(['INVALID_MESSAGE', 'UNKNOWN_EVENT', ...Object.values(ErrorCode)])]
+// Every code an error may carry: the router's own, and any AppError's (a handler may throw one).
+export const errorCodes: readonly string[] = [...new Set([...Object.values(WsErrorCode), ...Object.values(ErrorCode)])]
 
 export const ErrorData = Type.Object({
   // A string (a client must accept codes added later), listed for the document.
