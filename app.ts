@@ -32,6 +32,7 @@ import webSocketServer, { webSocketServerOptions } from './realtime/transports/w
 import webSocketTransport from './realtime/transports/ws-route.ts'
 import sseTransport from './realtime/transports/sse-route.ts'
 import httpEvents from './realtime/transports/http-events.ts'
+import asyncApiDocs from './realtime/asyncapi.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
 import metricsRoutes from './core/metrics-route.ts'
@@ -92,6 +93,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir })
   await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
   await typed.register(httpEvents, { ws: config.ws, eventsDir })
+  // Their AsyncAPI document (/docs/asyncapi.json), from the events, pushes, feeds and room policies loaded.
+  await typed.register(asyncApiDocs, { tls: config.tls.enabled })
 
   // Upstream clients.
   await typed.register(upstreams, { policy: config.upstreams.policy })

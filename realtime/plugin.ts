@@ -2,7 +2,8 @@
 // on the app's Redis (core/redis.ts) with REDIS_URL, with the hub's failure metrics here — and
 // decorates `fastify.realtime`, the API its transports and the app's resources use: session admission,
 // room policies and domain-event feeds. It knows no transport and no resource: app.ts registers the
-// transports (realtime/transports/) after it, and each resource declares its own rooms and feeds.
+// transports (realtime/transports/) after it, and each resource declares its own rooms and feeds. What
+// was declared stays readable (`roomPolicies`, `feeds`) for the AsyncAPI document (realtime/asyncapi.ts).
 
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
@@ -18,8 +19,22 @@ import {
 import { createRedisBus } from './hub/redis-bus.ts'
 import { createRedisPresence } from './hub/redis-presence.ts'
 import { Counter } from 'prom-client'
-import { builtInRoomPolicies } from './protocol/rooms.ts'
+import type { Static, TObject } from '@sinclair/typebox'
+import { builtInRoomPolicies, type DescribedRoomPolicy } from './protocol/rooms.ts'
 import { hubMetrics, type HubMetrics } from './metrics.ts'
+
+/** `S` when its data is exactly `T` (each assignable to the other), else never: a feed's schema must say what is emitted. */
+export type ExactSchema<S extends TObject, T> = [Static<S>] extends [T] ? ([T] extends [Static<S>] ? S : never) : never
+
+/** A push a resource declared with `feed`. */
+export interface FeedDeclaration {
+  /** The domain event's name, which is also the pushed event's. */
+  readonly event: string
+  /** The data as the domain emits it (the push adds `room` and `seq`); its `description` is the document's. */
+  readonly data: TObject
+  /** The room it goes to, or undefined when the room is chosen per event. */
+  readonly room: string | undefined
+}
 
 export interface Realtime {
   /** The hub: rooms, presence, and publishing to a room, a user or everyone (the same as `fastify.roomHub`). */
@@ -33,12 +48,17 @@ export interface Realtime {
    * A kind of room and who may join it. Resource policies are checked in the order added, before the
    * built-in ones (realtime/protocol/rooms.ts). Only while the app registers its plugins.
    */
-  addRoomPolicy: (policy: RoomPolicy) => void
+  addRoomPolicy: (policy: DescribedRoomPolicy) => void
   /**
    * Publishes every `event` the domain emits to a room (a name, or one chosen per event) as
-   * `{event, data: {...data, room, seq}}`. Stops on shutdown.
+   * `{event, data: {...data, room, seq}}`. `data` is the TypeBox schema of the event's data, exactly
+   * its type in DomainEventMap (checked at compile time), for the AsyncAPI document. Stops on shutdown.
    */
-  feed: <E extends DomainEventName>(event: E, room: string | ((data: DomainEventMap[E]) => string)) => void
+  feed: <E extends DomainEventName, S extends TObject>(event: E, data: S & ExactSchema<S, DomainEventMap[E]>, room: string | ((data: DomainEventMap[E]) => string)) => void
+  /** The room policies, in the order the hub applies them (resources' first), for the document. */
+  readonly roomPolicies: readonly DescribedRoomPolicy[]
+  /** The feeds declared so far, for the document. */
+  readonly feeds: readonly FeedDeclaration[]
   /** For transports: counts messages sent to clients, by event (`ws_messages_sent_total`). */
   countSent: (event: string, count?: number) => void
 }
@@ -132,10 +152,11 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions): Pr
   const limits = options.ws
   const metrics = hubMetrics(fastify.metrics)
   // Resource policies first (in the order added), then the built-in catch-alls.
-  const policies: RoomPolicy[] = [...builtInRoomPolicies]
+  const policies: DescribedRoomPolicy[] = [...builtInRoomPolicies]
   let resourcePolicies = 0
   const hub = createHub(fastify, options, metrics, policies, await hubBackend(fastify, options, metrics))
   const feeds: Array<() => void> = []
+  const feedDeclarations: FeedDeclaration[] = []
   let started = false
   let closing = false
   // A dead session of this user is reaped within one WebSocket heartbeat: that is when to retry.
@@ -155,12 +176,15 @@ async function realtime (fastify: FastifyInstance, options: RealtimeOptions): Pr
       if (started) throw new Error('room policies are added while the app registers its plugins, before it starts')
       policies.splice(resourcePolicies++, 0, policy)
     },
-    feed (event, room) {
+    feed (event, data, room) {
+      feedDeclarations.push({ event, data, room: typeof room === 'string' ? room : undefined })
       const roomOf = typeof room === 'string' ? () => room : room
       feeds.push(fastify.domainEvents.on(event, (data) => {
         hub.publish(roomOf(data), event, data as object).catch((err: unknown) => fastify.log.error({ err, event }, 'publishing a domain event to its room failed'))
       }))
     },
+    roomPolicies: policies,
+    feeds: feedDeclarations,
     countSent (event, count = 1) { metrics.sent(event).inc(count) }
   }
 

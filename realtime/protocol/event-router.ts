@@ -13,6 +13,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { AuthUser } from '../../auth/access-token.ts'
 import { AppError, ErrorCode } from '../../core/errors.ts'
 import type { JoinOptions, JoinResult, PresenceSnapshot, PublishOptions, RoomHub } from '../hub/room-hub.ts'
+import type { ErrorData, FieldError } from './pushes.ts'
 
 /** The `code` of an `error` event. Stable: clients branch on it. */
 export const WsErrorCode = {
@@ -61,28 +62,39 @@ export interface RouterSession extends EventContext {
   sendText: (text: string, event: string) => void
 }
 
-/** One event a client may send: the schema of its `data`, an optional authorization, its handler. */
-export interface EventDefinition<S extends TSchema = TSchema, R = unknown> {
+/**
+ * One event a client may send: the schema of its `data`, the schema of its ack's `data`, an optional
+ * authorization, its handler, and the words the AsyncAPI document shows for it (realtime/asyncapi.ts).
+ */
+export interface EventDefinition<S extends TSchema = TSchema, A extends TSchema = TSchema> {
   readonly event: string
   readonly data: S
+  /** The `data` of the `ack` the handler's result becomes: the handler must return this type. */
+  readonly ack: A
+  /** One line for the document; the first line of `description` otherwise. */
+  readonly summary?: string
+  readonly description?: string
   // Method syntax on purpose: a definition for one schema must be usable where any definition is expected.
   /** False → `FORBIDDEN` (the handler does not run). Throwing an `AppError` sends its code instead. */
   authorize?(data: Static<S>, ctx: EventContext): boolean | Promise<boolean>
   /** What it resolves to is the `ack`'s `data`. Throw an `AppError` to answer with its code and message. */
-  handle(data: Static<S>, ctx: EventContext, message: MessageInfo): R | Promise<R>
+  handle(data: Static<S>, ctx: EventContext, message: MessageInfo): Static<A> | Promise<Static<A>>
 }
 
-/** Declares an event with its types inferred from the schema. An event file default-exports this. */
-export function defineEvent<S extends TSchema, R> (definition: EventDefinition<S, R>): EventDefinition<S, R> {
+/** Declares an event with its types inferred from its schemas. An event file default-exports this. */
+export function defineEvent<S extends TSchema, A extends TSchema> (definition: EventDefinition<S, A>): EventDefinition<S, A> {
   return definition
 }
+
+const isSchema = (value: unknown): boolean => typeof value === 'object' && value !== null
 
 /** True when `value` has the shape of an `EventDefinition` (used when loading event files). */
 export function isEventDefinition (value: unknown): value is EventDefinition {
   const v = value as Partial<EventDefinition> | null
   return typeof v === 'object' && v !== null && typeof v.event === 'string' && v.event !== '' &&
-    typeof v.data === 'object' && v.data !== null && typeof v.handle === 'function' &&
-    (v.authorize === undefined || typeof v.authorize === 'function')
+    isSchema(v.data) && isSchema(v.ack) && typeof v.handle === 'function' &&
+    (v.authorize === undefined || typeof v.authorize === 'function') &&
+    (v.summary === undefined || typeof v.summary === 'string') && (v.description === undefined || typeof v.description === 'string')
 }
 
 /** Module files of an events directory: `*.ts`/`*.js`, not tests, declarations or `_`-prefixed helpers. */
@@ -97,7 +109,7 @@ export async function loadEventDirectory (dir: string): Promise<EventDefinition[
   const definitions: EventDefinition[] = []
   for (const file of files) {
     const module = await import(pathToFileURL(join(dir, file)).href) as { default?: unknown }
-    if (!isEventDefinition(module.default)) throw new TypeError(`${join(dir, file)}: the default export must be defineEvent({ event, data, handle })`)
+    if (!isEventDefinition(module.default)) throw new TypeError(`${join(dir, file)}: the default export must be defineEvent({ event, data, ack, handle })`)
     definitions.push(module.default)
   }
   return definitions
@@ -160,8 +172,8 @@ function nestsDeeper (value: unknown, levels: number): boolean {
   return false
 }
 
-function errorText (code: ErrorEventCode, message: string, id: string | undefined, errors?: Array<{ path: string, message: string }>): string {
-  const data = errors === undefined ? { code, message } : { code, message, errors }
+function errorText (code: ErrorEventCode, message: string, id: string | undefined, errors?: FieldError[]): string {
+  const data: ErrorData = errors === undefined ? { code, message } : { code, message, errors }
   return JSON.stringify(id === undefined ? { event: 'error', data } : { event: 'error', id, data })
 }
 
@@ -171,7 +183,7 @@ export class EventRouter {
 
   constructor (definitions: readonly EventDefinition[], options: EventRouterOptions = {}) {
     for (const definition of definitions) {
-      if (!isEventDefinition(definition)) throw new TypeError('an event definition needs event (string), data (a TypeBox schema) and handle (a function)')
+      if (!isEventDefinition(definition)) throw new TypeError('an event definition needs event (string), data and ack (TypeBox schemas) and handle (a function)')
       if (this.#events.has(definition.event)) throw new Error(`the WebSocket event "${definition.event}" is defined twice`)
       this.#events.set(definition.event, { definition, check: TypeCompiler.Compile(definition.data) })
     }
@@ -250,7 +262,7 @@ export class EventRouter {
     this.#fail(session, code, message, envelope.id)
   }
 
-  #fail (session: RouterSession, code: ErrorEventCode, message: string, id: string | undefined, errors?: Array<{ path: string, message: string }>): void {
+  #fail (session: RouterSession, code: ErrorEventCode, message: string, id: string | undefined, errors?: FieldError[]): void {
     this.#options.onErrorSent?.(code)
     session.sendText(errorText(code, message, id, errors), 'error')
   }

@@ -109,8 +109,7 @@ class HttpEventSession implements RouterSession {
  */
 function keepingResults (definitions: readonly EventDefinition[]): EventDefinition[] {
   return definitions.map((definition): EventDefinition => ({
-    event: definition.event,
-    data: definition.data,
+    ...definition,
     authorize: definition.authorize?.bind(definition),
     async handle (data, ctx, message) {
       const result: unknown = await definition.handle(data, ctx, message)

@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest, FastifySchema } from 'fastify'
 import type { Config } from '../../core/config.ts'
 import { AppError, ErrorCode } from '../../core/errors.ts'
-import { EventRouter, loadEventDirectory } from '../protocol/event-router.ts'
+import { EventRouter, loadEventDirectory, type EventDefinition } from '../protocol/event-router.ts'
 import { webSocketMetrics } from '../metrics.ts'
 import { streamHandshake, type HandshakeOptions } from './handshake.ts'
 import type { ConnectionPolicy } from './ws-connection.ts'
@@ -19,6 +19,8 @@ import { acceptWebSocketsOverHttp2 } from './ws-h2.ts'
 export interface WebSocketTransport {
   /** The events clients may send. */
   readonly events: string[]
+  /** Their definitions, as loaded from the events directory (sorted by file name): what the AsyncAPI document shows. */
+  readonly definitions: readonly EventDefinition[]
   /** Open connections on this instance. */
   readonly size: number
 }
@@ -40,7 +42,8 @@ export interface WebSocketTransportOptions extends HandshakeOptions {
 async function webSocketTransport (fastify: FastifyInstance, options: WebSocketTransportOptions): Promise<void> {
   const limits = options.ws
   const metrics = webSocketMetrics(fastify.metrics)
-  const router = new EventRouter(await loadEventDirectory(options.eventsDir), {
+  const definitions = await loadEventDirectory(options.eventsDir)
+  const router = new EventRouter(definitions, {
     onHandlerError: (err, event) => fastify.log.error({ err, event }, 'WebSocket event handler failed'),
     onReceived: (event) => metrics.received(event).inc(),
     onErrorSent: (code) => metrics.errors(code).inc()
@@ -69,6 +72,7 @@ async function webSocketTransport (fastify: FastifyInstance, options: WebSocketT
 
   fastify.decorate('webSockets', {
     events: router.events,
+    definitions,
     get size () { return sessions.size }
   })
 

@@ -1,14 +1,16 @@
 // What the example resource announces, and where it goes: every change to an item is the domain event
-// `items:changed` {id, op} (declared here, emitted by routes.ts), and the real-time layer publishes it
-// to room `items` (rooms.ts) for WebSocket and SSE watchers.
+// `items:changed` {id, op} (declared here with its schema, emitted by routes.ts), and the real-time layer
+// publishes it to room `items` (rooms.ts) for WebSocket and SSE watchers, and documents it.
 
+import { Type, type Static } from '@sinclair/typebox'
 import type { Realtime } from '../../realtime/plugin.ts'
 import { ITEMS_ROOM } from './rooms.ts'
 
-export interface ItemChange {
-  id: string
-  op: 'created' | 'updated' | 'deleted'
-}
+export const ItemChange = Type.Object({
+  id: Type.String({ description: 'the item\'s id' }),
+  op: Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('deleted')])
+}, { description: 'An item was created, updated or deleted: refetch it (or the list) over HTTP.' })
+export type ItemChange = Static<typeof ItemChange>
 
 declare module '../../core/domain-events.ts' {
   interface DomainEventMap {
@@ -17,5 +19,5 @@ declare module '../../core/domain-events.ts' {
 }
 
 export function feedItemChanges (realtime: Realtime): void {
-  realtime.feed('items:changed', ITEMS_ROOM)
+  realtime.feed('items:changed', ItemChange, ITEMS_ROOM)
 }

@@ -3,9 +3,15 @@
 // disconnected: it sees the gap in `seq` and refetches the list, which is cheaper than a reconnect
 // storm when a burst of writes lands.
 
-import type { RoomPolicy } from '../../realtime/hub/room-hub.ts'
-import { anyUser } from '../../realtime/protocol/rooms.ts'
+import { anyUser, type DescribedRoomPolicy } from '../../realtime/protocol/rooms.ts'
 
 export const ITEMS_ROOM = 'items'
 
-export const itemsRoomPolicy: RoomPolicy = { match: ITEMS_ROOM, canJoin: anyUser, clientPublish: false, presence: false, slowConsumer: 'drop' }
+export const itemsRoomPolicy: DescribedRoomPolicy = {
+  match: ITEMS_ROOM,
+  description: '`items`: the example resource\'s change feed; any authenticated user may watch it',
+  canJoin: anyUser,
+  clientPublish: false,
+  presence: false,
+  slowConsumer: 'drop'
+}

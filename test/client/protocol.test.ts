@@ -1,14 +1,15 @@
-// The client's protocol types against the server's. At compile time (`npx tsc --noEmit`), each
-// request's data and ack is compared with the server's event schema and handler: a schema changed on
-// one side only fails the type check, naming the event. The server builds its pushes inline, with no
-// type to compare against, so the tests below hold each push, as a real server sends it, to exactly
-// the members the client's type declares.
+// The client's protocol types against the server's schemas. At compile time (`npx tsc --noEmit`), each
+// request's data and ack, each push the server sends over WebSocket (realtime/protocol/pushes.ts), and
+// the error answer are compared with the server's TypeBox schemas: a schema changed on one side only
+// fails the type check, naming the event. At run time, the pushes a real server sends are held to
+// exactly the members the client's types declare.
 
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Static } from '@sinclair/typebox'
 import t from 'tap'
-import type { AuthUser } from '../../auth/access-token.ts'
 import type {
-  AckData, FieldError, PresenceChange, ReadyData, RequestData, RequestName, RoomMessage, ServerErrorData, TypingChange
+  AckData, FieldError, KeelPushes, PresenceChange, ReadyData, RequestData, RequestName, RoomMessage, ServerErrorData, TypingChange
 } from '../../client/keel-client.ts'
 import type ping from '../../realtime/protocol/events/ping.ts'
 import type presenceList from '../../realtime/protocol/events/presence-list.ts'
@@ -16,7 +17,8 @@ import type roomJoin from '../../realtime/protocol/events/room-join.ts'
 import type roomLeave from '../../realtime/protocol/events/room-leave.ts'
 import type roomPublish from '../../realtime/protocol/events/room-publish.ts'
 import type roomTyping from '../../realtime/protocol/events/room-typing.ts'
-import { listen } from '../helpers/app.ts'
+import type { ConnectionReady, ErrorData, FieldError as ServerFieldError, pushes } from '../../realtime/protocol/pushes.ts'
+import { ROOT, listen } from '../helpers/app.ts'
 import { openSocket, type Message } from '../helpers/ws.ts'
 
 // ---- Compile time: checked by `npx tsc --noEmit` ----
@@ -34,7 +36,7 @@ type Disagreeing<Client, Server> = {
   [E in keyof Server]: E extends keyof Client ? (Equal<Wire<Client[E]>, Wire<Server[E]>> extends true ? never : E) : E
 }[keyof Server]
 
-/** The server's events, as realtime/protocol/events/ defines them. */
+/** The server's events, as realtime/protocol/events/ defines them (every file: see the test below). */
 interface ServerEvents {
   ping: typeof ping
   'presence:list': typeof presenceList
@@ -44,25 +46,36 @@ interface ServerEvents {
   'room:typing': typeof roomTyping
 }
 
-/** The hub leaves a publish's `seq` undefined only for a transient message; room:publish's never is. */
-type Numbered<T> = Omit<T, 'seq'> & { seq: number }
-type ServerAck<E extends keyof ServerEvents> = Awaited<ReturnType<ServerEvents[E]['handle']>>
-
 type ServerData = { [E in keyof ServerEvents]: Static<ServerEvents[E]['data']> }
-type ServerAcks = { [E in keyof ServerEvents]: E extends 'room:publish' ? Numbered<ServerAck<E>> : ServerAck<E> }
+type ServerAcks = { [E in keyof ServerEvents]: Static<ServerEvents[E]['ack']> }
 type ClientData = { [E in RequestName]: RequestData<E> }
 type ClientAcks = { [E in RequestName]: AckData<E> }
 
-t.test('each request\'s data and ack are typed as the server defines them (else npx tsc --noEmit fails, naming the event)', async (t) => {
+/**
+ * What the server pushes over WebSocket, by event, from pushes.ts: every push but `connection:ready`
+ * (the client reads it as ReadyData, compared below). A push added there must be added to KeelPushes.
+ */
+type WsPush = Extract<typeof pushes[number], { transports: readonly ['ws', ...string[]] }>
+type ServerPushes = { [P in WsPush as P['event'] extends 'connection:ready' ? never : P['event']]: Static<P['data']> }
+
+t.test('each request\'s data and ack, each push and the error answer are typed as the server\'s schemas say (else npx tsc --noEmit fails, naming the event)', async (t) => {
   // Each spread holds the names that disagree, so a disagreement cannot be assigned to `never`.
   const disagreeing: never[] = [
     ...[] as Array<Disagreeing<ClientData, ServerData>>,
     ...[] as Array<Disagreeing<ClientAcks, ServerAcks>>,
-    ...[] as Array<Disagreeing<{ 'connection:ready user': ReadyData['user'] }, { 'connection:ready user': AuthUser }>>
+    ...[] as Array<Disagreeing<KeelPushes, ServerPushes>>,
+    ...[] as Array<Disagreeing<{ 'connection:ready': ReadyData }, { 'connection:ready': ConnectionReady }>>,
+    ...[] as Array<Disagreeing<{ error: ServerErrorData, 'error field': FieldError }, { error: ErrorData, 'error field': ServerFieldError }>>
   ]
   t.same(disagreeing, [])
 })
 
+t.test('every event file of the events directory is compared above', async (t) => {
+  const source = readFileSync(new URL(import.meta.url), 'utf8')
+  const files = readdirSync(join(ROOT, 'realtime/protocol/events')).filter((name) => /^[^_.].*(?<!\.d|\.test)\.ts$/.test(name))
+  t.ok(files.length > 0)
+  for (const file of files) t.ok(source.includes(`from '../../realtime/protocol/events/${file}'`), `${file} is in ServerEvents`)
+})
 // ---- Run time: the pushes a real server sends ----
 
 /** What `typeof` says of a value (`array` and `null` apart); `unknown` accepts anything, even absence. */

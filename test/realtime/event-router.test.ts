@@ -38,17 +38,20 @@ function session (): RouterSession & { sent: Sent[], labels: string[] } {
 const echo = defineEvent({
   event: 'echo',
   data: Type.Object({ text: Type.String({ maxLength: 5 }), n: Type.Optional(Type.Integer()) }),
+  ack: Type.Object({ text: Type.String(), by: Type.String() }),
   handle: ({ text }, ctx) => ({ text, by: ctx.user.sub })
 })
 const guarded = defineEvent({
   event: 'guarded',
   data: Type.Object({ room: Type.String() }),
+  ack: Type.Null(),
   authorize: ({ room }, ctx) => ctx.rooms.has(room),
-  handle: () => undefined
+  handle: () => null
 })
 const failing = defineEvent({
   event: 'failing',
   data: Type.Object({ kind: Type.String() }),
+  ack: Type.Null(),
   handle: ({ kind }) => {
     if (kind === 'conflict') throw new AppError(ErrorCode.CONFLICT, 'already there')
     if (kind === 'forbidden') throw new AppError(ErrorCode.FORBIDDEN, 'not yours')
@@ -68,7 +71,7 @@ t.test('a valid event with an id gets exactly one ack carrying the handler\'s re
   t.same(received, ['echo', 'echo'])
 })
 
-t.test('a handler returning nothing acks with data null', async (t) => {
+t.test('an event whose ack is null acks with data null', async (t) => {
   const s = session()
   await new EventRouter([guarded]).dispatch(s, JSON.stringify({ event: 'guarded', data: { room: 'member-of' }, id: 'g' }))
   t.same(s.sent, [{ event: 'ack', id: 'g', data: null }])
@@ -161,8 +164,21 @@ t.test('definitions are checked when the router is built', async (t) => {
   t.throws(() => new EventRouter([{ event: 'x' } as never]), TypeError)
   t.same(new EventRouter([guarded, echo]).events, ['echo', 'guarded'])
   t.notOk(isEventDefinition(null))
-  t.notOk(isEventDefinition({ event: 'x', data: {}, handle: () => {}, authorize: 'yes' }))
+  t.notOk(isEventDefinition({ event: 'x', data: {}, ack: {}, handle: () => {}, authorize: 'yes' }))
+  t.notOk(isEventDefinition({ event: 'x', data: {}, handle: () => {} }), 'an event declares its ack')
+  t.notOk(isEventDefinition({ event: 'x', data: {}, ack: {}, handle: () => {}, summary: 1 }))
   t.ok(isEventDefinition(echo))
+})
+
+t.test('an event\'s handler must return what its ack schema says (else npx tsc --noEmit fails)', async (t) => {
+  const wrong = {
+    event: 'count',
+    data: Type.Object({}),
+    ack: Type.Object({ count: Type.Integer() }),
+    handle: () => ({ count: 'three' })
+  }
+  // @ts-expect-error the handler's result is not the ack's type
+  t.ok(isEventDefinition(defineEvent(wrong)), 'the shape is still a definition: only the type check refuses it')
 })
 
 t.test('loadEventDirectory: one file per event, nothing to register elsewhere', async (t) => {
@@ -174,7 +190,7 @@ t.test('loadEventDirectory: one file per event, nothing to register elsewhere', 
   const routerUrl = new URL('../../realtime/protocol/event-router.ts', import.meta.url).href
   const typeboxUrl = import.meta.resolve('@sinclair/typebox')
   writeFileSync(join(dir, 'shout.ts'), `import { Type } from '${typeboxUrl}'\nimport { defineEvent } from '${routerUrl}'\n` +
-    'export default defineEvent({ event: \'shout\', data: Type.String(), handle: (text: string) => text.toUpperCase() })\n')
+    'export default defineEvent({ event: \'shout\', data: Type.String(), ack: Type.String(), handle: (text: string) => text.toUpperCase() })\n')
   writeFileSync(join(dir, '_helper.ts'), 'export default 1\n')
   writeFileSync(join(dir, 'shout.test.ts'), 'throw new Error("tests are not events")\n')
   writeFileSync(join(dir, 'types.d.ts'), 'export {}\n')

@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
 import type { DomainEventName } from '../../core/domain-events.ts'
 import { build, listen, listenOn, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
 import { h1request, h2request, h2session } from '../helpers/http.ts'
@@ -173,7 +174,7 @@ t.test('a consumer that never reads is closed with 1008 once past its bound; ser
 async function feedResource (fastify: FastifyInstance): Promise<void> {
   fastify.realtime.addRoomPolicy({ match: /^feed:/, canJoin: () => true, clientPublish: false, presence: false, slowConsumer: 'drop' })
   // An event no resource of the app declares: the names are the resources' own, checked where they declare them.
-  fastify.realtime.feed('test:happened' as DomainEventName, (data: unknown) => `feed:${(data as { to: string }).to}`)
+  fastify.realtime.feed('test:happened' as DomainEventName, Type.Object({ to: Type.String(), what: Type.String() }) as never, (data: unknown) => `feed:${(data as { to: string }).to}`)
 }
 
 t.test('a resource\'s room policy and feed: its rooms follow its policy, and its domain events reach them', async (t) => {

@@ -89,6 +89,7 @@ t.test('an event handler reaches the app\'s services as ctx.app, without importi
   const greet = defineEvent({
     event: 'greet',
     data: Type.Object({}),
+    ack: Type.String(),
     handle: (_data, ctx) => (ctx.app as unknown as { greeter: { greet: (sub: string) => string } }).greeter.greet(ctx.user.sub)
   })
   await new EventRouter([greet]).dispatch(conn, JSON.stringify({ event: 'greet', data: {}, id: 'g' }))

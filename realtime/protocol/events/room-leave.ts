@@ -6,6 +6,8 @@ import { RoomName } from '../rooms.ts'
 
 export default defineEvent({
   event: 'room:leave',
+  summary: 'Leaves a room',
   data: Type.Object({ room: RoomName }),
+  ack: Type.Object({ room: RoomName, left: Type.Boolean({ description: 'false when the connection was not a member' }) }),
   handle: async ({ room }, ctx) => ({ room, left: await ctx.leave(room) })
 })
