@@ -34,7 +34,8 @@ function planFor (root: string, args: string[]): Plan {
   try {
     parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
   } catch (err) {
-    throw new GeneratorError(`${(err as Error).message.split('\n')[0]!}; ${USAGE}`)
+    // parseArgs adds a paragraph of advice after the first sentence: the sentence is enough here.
+    throw new GeneratorError(`${(err as Error).message.split(/\.\s|\n/)[0]!}; ${USAGE}`)
   }
   const { values, positionals } = parsed
   const [kind, name, ...extra] = positionals

@@ -30,7 +30,7 @@ import { defineEvent } from '../event-router.ts'
 const ROOM = '${e.room}'
 
 /** What the sender's \`ack\` carries. */
-const ${ack} = Type.Object({ room: Type.String(), seq: Type.Optional(Type.Integer({ minimum: 1 })) })
+export const ${ack} = Type.Object({ room: Type.String(), seq: Type.Optional(Type.Integer({ minimum: 1 })) })
 
 export default defineEvent({
   event: '${e.event}',

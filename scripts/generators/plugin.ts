@@ -57,19 +57,24 @@ export default fp<${n.pascal}Options>(async function ${n.camel} (fastify, option
   async function run<T> (work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     if (!options.enabled) {
       operations.inc({ outcome: 'off' })
-      throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, '${n.prose} is switched off')
+      throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, 'the ${n.prose} capability is switched off')
     }
-    const deadline = AbortSignal.timeout(options.timeoutMs)
+    // A timer of our own, not AbortSignal.timeout: that one does not keep the process alive to fire.
+    const deadline = new AbortController()
+    const timer = setTimeout(() => deadline.abort(new Error('deadline')), options.timeoutMs)
     try {
-      const result = await Promise.race([work(deadline), abortion(deadline)])
+      const result = await Promise.race([work(deadline.signal), abortion(deadline.signal)])
       operations.inc({ outcome: 'ok' })
       lastFailure = undefined
       return result
     } catch (err) {
-      operations.inc({ outcome: deadline.aborted ? 'timeout' : 'error' })
-      lastFailure = deadline.aborted ? \`no answer within \${options.timeoutMs} ms\` : 'the last operation failed'
-      if (deadline.aborted) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, \`${n.prose} did not answer within \${options.timeoutMs} ms\`)
+      const timedOut = deadline.signal.aborted
+      operations.inc({ outcome: timedOut ? 'timeout' : 'error' })
+      lastFailure = timedOut ? \`no answer within \${options.timeoutMs} ms\` : 'the last operation failed'
+      if (timedOut) throw new AppError(ErrorCode.SERVICE_UNAVAILABLE, \`the ${n.prose} capability did not answer within \${options.timeoutMs} ms\`)
       throw err
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -117,7 +122,7 @@ t.test('${n.constant}_ENABLED=off: every operation → 503', async (t) => {
 
 t.test('a bad ${n.constant}_TIMEOUT_MS stops the start with one line naming it', async (t) => {
   t.throws(() => loadConfig({ ${n.constant}_TIMEOUT_MS: 'soon' }, '/nonexistent'), ConfigError)
-  t.throws(() => loadConfig({ ${n.constant}_TIMEOUT_MS: '0' }, '/nonexistent'), { variable: '${n.constant}_TIMEOUT_MS' })
+  t.throws(() => loadConfig({ ${n.constant}_TIMEOUT_MS: '0' }, '/nonexistent'), /^invalid configuration: ${n.constant}_TIMEOUT_MS /)
 })
 `
 }
@@ -154,15 +159,18 @@ function addConfigSection (p: PluginModel): (text: string) => string {
   }
 }
 
-/** app.ts with the plugin's import after the last core import and its registration before the routes. */
+/**
+ * app.ts with the plugin's import after the last core import, and its registration among the app's
+ * own decorators: after the domain events (and the plugins generated before it), before the edge.
+ */
 function registerPlugin ({ n }: PluginModel): (text: string) => string {
   return (text) => {
     const imported = insertLine(text, `import ${n.camel} from './core/${n.kebab}.ts'`, { after: /^import \w+ from '\.\/core\/[^']+'$/ }, 'the plugin\'s import in app.ts')
     const lines = imported.split('\n')
-    const routes = lines.findIndex((l) => /^\s*\/\/ Routes\.$/.test(l))
-    if (routes < 0) throw new GeneratorError('refusing: app.ts has no "// Routes." comment to register the plugin before; nothing was changed')
-    const at = lines[routes - 1]!.trim() === '' ? routes - 1 : routes
-    lines.splice(at, 0, `  await typed.register(${n.camel}, config.${n.camel})`)
+    let at = lines.findIndex((l) => /^\s*await typed\.register\(domainEvents\)$/.test(l))
+    if (at < 0) throw new GeneratorError('refusing: app.ts no longer registers domainEvents, after which plugins go; nothing was changed')
+    while (/^\s*await typed\.register\(\w+, config\.\w+\)$/.test(lines[at + 1] ?? '')) at++
+    lines.splice(at + 1, 0, `  await typed.register(${n.camel}, config.${n.camel})`)
     return lines.join('\n')
   }
 }
