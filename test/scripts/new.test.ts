@@ -8,12 +8,14 @@ import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { ROOT, tempDir } from '../helpers/app.ts'
 import { parseFields } from '../../scripts/generators/fields.ts'
 import { nameForms, singularName } from '../../scripts/generators/names.ts'
-import { GeneratorError } from '../../scripts/generators/plan.ts'
+import { GeneratorError, applyPlan, emptyPlan } from '../../scripts/generators/plan.ts'
+import { registerResource } from '../../scripts/generators/project.ts'
+import { resourcePlan } from '../../scripts/generators/resource.ts'
 
 // Generating, typechecking the whole project and running the generated tests takes minutes on a busy machine.
 t.setTimeout(20 * 60_000)
@@ -51,6 +53,40 @@ t.test('names: every casing from one kebab-case name; plurals made singular by t
   ]
   for (const [plural, singular] of singulars) t.equal(singularName(plural), singular, plural)
   t.throws(() => nameForms('Notes'), GeneratorError)
+})
+
+t.test('templates name things from the model: JSON-schema keywords stay, every column follows its field', async (t) => {
+  const plan = resourcePlan({
+    names: nameForms('item-lists'),
+    one: nameForms('item-list'),
+    fields: parseFields('items:string[](..20),maxItems:integer(0..99),dueAt?:date-time'),
+    scope: 'lists',
+    realtime: true,
+    pluginPrefix: 'keel'
+  })
+  const routes = plan.files.get('resources/item-lists/routes.ts')!
+  t.match(routes, 'items: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 20, uniqueItems: true })')
+  t.match(routes, 'maxItems: Type.Integer({ minimum: 0, maximum: 99 })')
+  t.match(routes, 'dueAt: body.dueAt === undefined ? null : Date.parse(body.dueAt)')
+  t.match(routes, "scopes: ['lists:write']")
+  t.match(plan.files.get('resources/item-lists/migrations/postgres/0001-create-item-lists.ts')!, /CREATE TABLE item_lists \([^)]*\bmax_items +integer +NOT NULL,[^)]*\bdue_at +timestamptz,/)
+  t.match(plan.files.get('resources/item-lists/sqlite-store.ts')!, 'JSON.stringify(input.items)')
+  t.notOk([...plan.files.values()].some((text) => /max(ItemList|Lists)|uniqueItemLists/.test(text)), 'no keyword was renamed')
+})
+
+t.test('app.ts edits are anchored: without the example resource the registration goes under the Resources comment; without the comment, nothing is written', async (t) => {
+  const app = "import x from './core/x.ts'\nimport './core/route-config.ts'\n\nexport async function buildApp () {\n  // Resources: each registers its store.\n\n  return app\n}\n"
+  t.equal(registerResource('notes', 'notes')(app),
+    "import x from './core/x.ts'\nimport notes from './resources/notes/index.ts'\nimport './core/route-config.ts'\n\nexport async function buildApp () {\n  // Resources: each registers its store.\n  await typed.register(notes)\n\n  return app\n}\n")
+  t.throws(() => registerResource('notes', 'notes')(app.replace('// Resources', '// Other')), /no "\/\/ Resources" comment/)
+  const root = tempDir()
+  writeFileSync(join(root, 'app.ts'), 'no anchors here\n')
+  const plan = emptyPlan()
+  plan.files.set('resources/notes/index.ts', 'x')
+  plan.edits.set('app.ts', registerResource('notes', 'notes'))
+  t.throws(() => applyPlan(root, plan), GeneratorError)
+  t.notOk(existsSync(join(root, 'resources')), 'no file was created')
+  t.equal(readFileSync(join(root, 'app.ts'), 'utf8'), 'no anchors here\n')
 })
 
 interface Run { code: number | null, stdout: string, stderr: string }
