@@ -22,7 +22,8 @@ export interface NameForms {
   prose: string
 }
 
-const capitalize = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1)
+/** The text with its first letter in upper case. */
+export const capitalize = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1)
 
 export function nameForms (name: string): NameForms {
   if (!KEBAB_NAME.test(name)) throw new GeneratorError(`"${name}" is not a kebab-case name (lowercase letters and digits, words joined by "-")`)
@@ -36,6 +37,9 @@ export function nameForms (name: string): NameForms {
     prose: words.join(' ')
   }
 }
+
+/** `a note`, `an audit log`: the indefinite article by the first letter (good enough for generated prose). */
+export const withArticle = (prose: string): string => `${/^[aeiou]/.test(prose) ? 'an' : 'a'} ${prose}`
 
 // English plurals the suffix rules below get wrong; `--singular` covers the rest.
 const IRREGULAR: Record<string, string> = {

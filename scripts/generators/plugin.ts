@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { GeneratorError, emptyPlan, type Plan } from './plan.ts'
-import { RESERVED_IDENTIFIERS, nameForms, type NameForms } from './names.ts'
+import { RESERVED_IDENTIFIERS, capitalize, nameForms, type NameForms } from './names.ts'
 import { appBindings, decoratorsTaken, insertLine, pluginPrefix, read } from './project.ts'
 
 interface PluginModel {
@@ -48,7 +48,7 @@ const abortion = async (signal: AbortSignal): Promise<never> => await new Promis
 export default fp<${n.pascal}Options>(async function ${n.camel} (fastify, options) {
   const operations = new Counter({
     name: '${n.snake}_operations_total',
-    help: '${capitalized(n.prose)} operations by outcome (ok, error, timeout, off)',
+    help: '${capitalize(n.prose)} operations by outcome (ok, error, timeout, off)',
     labelNames: ['outcome'] as const,
     registers: [fastify.metrics]
   })
@@ -127,11 +127,9 @@ t.test('a bad ${n.constant}_TIMEOUT_MS stops the start with one line naming it',
 `
 }
 
-const capitalized = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
-
 function configSection ({ n }: PluginModel): string {
   return `// ---------------------------------------------------------------------------------------------------
-// ${capitalized(n.prose)} (core/${n.kebab}.ts): on unless switched off, each operation bounded in time.
+// ${capitalize(n.prose)} (core/${n.kebab}.ts): on unless switched off, each operation bounded in time.
 
 const ${n.camel} = section({
   ${n.constant}_ENABLED: oneOf(['on', 'off'], 'on'),

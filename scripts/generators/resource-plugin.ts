@@ -2,6 +2,7 @@
 // store-plugin.ts (the decorator, its migrations applied first), and — with a real-time side —
 // rooms.ts (the room's policy) and feed.ts (the domain event and its forwarding to the room).
 
+import { commentBlock } from './comment.ts'
 import { identifiers, type ResourceModel } from './resource-model.ts'
 
 export function indexFile (m: ResourceModel): string {
@@ -10,8 +11,7 @@ export function indexFile (m: ResourceModel): string {
   const realtimeImports = m.realtime ? `\nimport { ${id.roomPolicy} } from './rooms.ts'\nimport { ${id.feed} } from './feed.ts'` : ''
   const realtimeLines = m.realtime ? `\n  fastify.realtime.addRoomPolicy(${id.roomPolicy})\n  ${id.feed}(fastify.realtime)` : ''
   const what = m.realtime ? 'its store, its routes, its room and its real-time feed' : 'its store and its routes'
-  return `// The ${m.names.prose} resource, ${id.path}, in one plugin: ${what}. Removing the resource is
-// removing this folder, its tests and its line in app.ts.
+  return `${commentBlock(`The ${m.names.prose} resource, ${id.path}, in one plugin: ${what}. Removing the resource is removing this folder, its tests and its line in app.ts.`)}
 
 import fp from 'fastify-plugin'
 import ${m.names.camel}Store from './store-plugin.ts'
@@ -26,9 +26,7 @@ export default fp(async function ${m.names.camel} (fastify) {
 
 export function storePluginFile (m: ResourceModel): string {
   const id = identifiers(m)
-  return `// Decorates \`fastify.${id.decorator}\`: the ${m.names.prose} store on the app's database (core/database.ts) — its
-// migrations (migrations/<kind>/, history in table ${id.table}_migration) applied first, then the adapter
-// for that kind: SQLite (sqlite-store.ts) or PostgreSQL (postgres-store.ts). Routes see only the contract.
+  return `${commentBlock(`Decorates \`fastify.${id.decorator}\`: the ${m.names.prose} store on the app's database (core/database.ts) — its migrations (migrations/<kind>/, history in table ${id.table}_migration) applied first, then the adapter for that kind: SQLite (sqlite-store.ts) or PostgreSQL (postgres-store.ts). Routes see only the contract.`)}
 
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
@@ -62,9 +60,7 @@ export default fp(async function ${m.names.camel}Store (fastify) {
 
 export function roomsFile (m: ResourceModel): string {
   const id = identifiers(m)
-  return `// The ${m.names.prose} resource's room: \`${id.room}\`, its change feed. Any authenticated user may watch it; only
-// the server writes (feed.ts). A client that falls behind misses notifications instead of being
-// disconnected: it sees the gap in \`seq\` and refetches the list.
+  return `${commentBlock(`The ${m.names.prose} resource's room: \`${id.room}\`, its change feed. Any authenticated user may watch it; only the server writes (feed.ts). A client that falls behind misses notifications instead of being disconnected: it sees the gap in \`seq\` and refetches the list.`)}
 
 import type { RoomPolicy } from '../../realtime/hub/room-hub.ts'
 import { anyUser } from '../../realtime/protocol/rooms.ts'
@@ -77,9 +73,7 @@ export const ${id.roomPolicy}: RoomPolicy = { match: ${id.roomConst}, canJoin: a
 
 export function feedFile (m: ResourceModel): string {
   const id = identifiers(m)
-  return `// What the ${m.names.prose} resource announces, and where it goes: every change is the domain event
-// \`${id.changeEvent}\` {id, op} (declared here, emitted by routes.ts), and the real-time layer publishes it
-// to room \`${id.room}\` (rooms.ts) for WebSocket and SSE watchers.
+  return `${commentBlock(`What the ${m.names.prose} resource announces, and where it goes: every change is the domain event \`${id.changeEvent}\` {id, op} (declared here, emitted by routes.ts), and the real-time layer publishes it to room \`${id.room}\` (rooms.ts) for WebSocket and SSE watchers.`)}
 
 import type { Realtime } from '../../realtime/plugin.ts'
 import { ${id.roomConst} } from './rooms.ts'

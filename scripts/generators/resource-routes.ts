@@ -2,7 +2,9 @@
 // 304s, writes under `<scope>:write` with If-Match (428 without, 412 when stale), cursor pagination,
 // and — with a real-time side — a domain event per change. Split by route group, as the file is.
 
+import { commentBlock } from './comment.ts'
 import { fromJson, inputSchema, outputSchema, toJson } from './fields.ts'
+import { capitalize, withArticle } from './names.ts'
 import { identifiers, type ResourceModel } from './resource-model.ts'
 
 function schemas (m: ResourceModel): string {
@@ -10,7 +12,7 @@ function schemas (m: ResourceModel): string {
   const { prose } = m.one
   return `const ${id.record}Input = Type.Object({
 ${m.fields.map((f) => `  ${f.name}: ${inputSchema(f)}`).join(',\n')}
-}, { additionalProperties: false, description: 'A ${prose} as a client writes it' })
+}, { additionalProperties: false, description: '${capitalize(withArticle(prose))} as a client writes it' })
 type ${id.record}InputJson = Static<typeof ${id.record}Input>
 
 const ${id.record}Schema = Type.Object({
@@ -75,7 +77,7 @@ function collectionRoutes (fastify: Routes, { config: write, bodyLimit }: WriteP
     schema: {
       tags: ['${tag}'],
       summary: 'List ${m.names.prose}',
-      description: '${capitalized(m.names.prose)} in creation order, \`limit\` per page (1–100, default 20). Carries a weak ETag; If-None-Match → 304.',
+      description: '${capitalize(m.names.prose)} in creation order, \`limit\` per page (1–100, default 20). Carries a weak ETag; If-None-Match → 304.',
       querystring: ListQuery,
       response: { 200: ${id.page}Schema, 304: NotModified }
     }
@@ -89,7 +91,7 @@ function collectionRoutes (fastify: Routes, { config: write, bodyLimit }: WriteP
     bodyLimit,
     schema: {
       tags: ['${tag}'],
-      summary: 'Create a ${m.one.prose}',
+      summary: 'Create ${withArticle(m.one.prose)}',
       description: 'Needs scope ${id.writeScope}. Answers 201 with Location and the new ETag.',
       body: ${id.record}Input,
       response: { 201: ${id.record}Schema }
@@ -108,7 +110,7 @@ function readRoute (m: ResourceModel): string {
     config: { auth: false, cache: { noCache: true, etag: 'resource' } },
     schema: {
       tags: ['${m.names.kebab}'],
-      summary: 'Read a ${m.one.prose}',
+      summary: 'Read ${withArticle(m.one.prose)}',
       description: 'Carries a strong ETag and Last-Modified; If-None-Match / If-Modified-Since → 304.',
       params: RecordParams,
       response: { 200: ${id.record}Schema, 304: NotModified }
@@ -132,7 +134,7 @@ function replaceRoute (m: ResourceModel): string {
     bodyLimit,
     schema: {
       tags: ['${m.names.kebab}'],
-      summary: 'Replace a ${m.one.prose}',
+      summary: 'Replace ${withArticle(m.one.prose)}',
       description: 'Needs scope ${id.writeScope} and If-Match with the ETag you read: 428 without it, 412 when the ${m.one.prose} changed since. Answers 200 with the new ETag.',
       params: RecordParams,
       body: ${id.record}Input,
@@ -156,7 +158,7 @@ function deleteRoute (m: ResourceModel): string {
     config: write,
     schema: {
       tags: ['${m.names.kebab}'],
-      summary: 'Delete a ${m.one.prose}',
+      summary: 'Delete ${withArticle(m.one.prose)}',
       description: 'Needs scope ${id.writeScope}. Honours If-Match, If-None-Match and If-Unmodified-Since when sent (412 when one does not hold).',
       params: RecordParams,
       response: { 204: NoContent }
@@ -176,20 +178,14 @@ function deleteRoute (m: ResourceModel): string {
   })`
 }
 
-const capitalized = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
-
 export function routesFile (m: ResourceModel): string {
   const id = identifiers(m)
   const events = m.realtime
-    ? ` Every change is announced on\n// \`fastify.domainEvents\` as '${id.changeEvent}' once the store has committed it (feed.ts declares it and\n// forwards it to room \`${id.room}\`).`
+    ? ` Every change is announced on \`fastify.domainEvents\` as '${id.changeEvent}' once the store has committed it (feed.ts declares it and forwards it to room \`${id.room}\`).`
     : ''
-  return `// ${id.path}: public reads with Cache-Control and ETags (304 on a match), writes with scope
-// ${id.writeScope}, optimistic concurrency through If-Match (PUT without it → 428, stale → 412), opaque
-// cursor pagination.${events}
+  return `${commentBlock(`${id.path}: public reads with Cache-Control and ETags (304 on a match), writes with scope ${id.writeScope}, optimistic concurrency through If-Match (PUT without it → 428, stale → 412), opaque cursor pagination.${events}`)}
 //
-// ETags: a ${m.one.prose}'s tag is strong and derived from its version (\`"v3"\`); the caching plugin appends the
-// content-coding when the body goes out compressed and edge/conditional.ts accepts either form back.
-// The list's tag is weak, hashed from the body by the caching plugin.
+${commentBlock(`ETags: ${withArticle(m.one.prose)}'s tag is strong and derived from its version (\`"v3"\`); the caching plugin appends the content-coding when the body goes out compressed and edge/conditional.ts accepts either form back. The list's tag is weak, hashed from the body by the caching plugin.`)}
 
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, type Static } from '@sinclair/typebox'
@@ -200,7 +196,7 @@ import { notFound, preconditionFailed, preconditionRequired } from '../../core/e
 
 export const ${id.pathConst} = '${id.path}'
 const DEFAULT_LIMIT = 20
-// A body over 64 KiB is refused before it is parsed; raise it if a ${m.one.prose} is meant to be larger.
+// A body over 64 KiB is refused before it is parsed; raise it if ${withArticle(m.one.prose)} is meant to be larger.
 const BODY_LIMIT = 64 * 1024
 
 ${schemas(m)}

@@ -4,9 +4,9 @@
 
 import { storeType } from './fields.ts'
 import { columnDefinition, fromRow, rowType, toParam, type Dialect } from './columns.ts'
+import { capitalize } from './names.ts'
+import { commentBlock } from './comment.ts'
 import { identifiers, type ResourceModel } from './resource-model.ts'
-
-const capitalized = (text: string): string => text.charAt(0).toUpperCase() + text.slice(1)
 
 const lines = (items: readonly string[], indent: string, separator = ''): string =>
   items.map((item, i) => `${indent}${item}${i < items.length - 1 ? separator : ''}`).join('\n')
@@ -14,10 +14,7 @@ const lines = (items: readonly string[], indent: string, separator = ''): string
 export function storeFile (m: ResourceModel): string {
   const id = identifiers(m)
   const fieldLines = m.fields.map((f) => `${f.name}: ${storeType(f)}`)
-  return `// The ${m.names.prose} resource's storage contract: what one ${m.one.prose} is, the store every adapter implements
-// (sqlite-store.ts, postgres-store.ts), and what they share — the opaque cursor and the page rule.
-// A write names the version it read and the database refuses a stale one in the same statement
-// (never read-then-write), which surfaces as 412; a write to a missing record as 404.
+  return `${commentBlock(`The ${m.names.prose} resource's storage contract: what one ${m.one.prose} is, the store every adapter implements (sqlite-store.ts, postgres-store.ts), and what they share — the opaque cursor and the page rule. A write names the version it read and the database refuses a stale one in the same statement (never read-then-write), which surfaces as 412; a write to a missing record as 404.`)}
 
 import { AppError, ErrorCode, notFound, preconditionFailed } from '../../core/errors.ts'
 
@@ -128,9 +125,7 @@ function fieldValues (input: ${id.recordFields}) {
 export function sqliteStoreFile (m: ResourceModel): string {
   const id = identifiers(m)
   const columns = m.fields.map((f) => f.column)
-  return `// The ${m.names.prose} store on the embedded SQLite database (node:sqlite: synchronous, in-process, prepared
-// statements), behind the async ${id.store} contract. The schema is the migrations' (migrations/sqlite/);
-// this file only reads and writes it. Booleans are 0/1, times integer milliseconds, lists JSON text.
+  return `${commentBlock(`The ${m.names.prose} store on the embedded SQLite database (node:sqlite: synchronous, in-process, prepared statements), behind the async ${id.store} contract. The schema is the migrations' (migrations/sqlite/); this file only reads and writes it. Booleans are 0/1, times integer milliseconds, lists JSON text.`)}
 
 import type { DatabaseSync, StatementSync } from 'node:sqlite'
 import { randomUUID } from 'node:crypto'
@@ -199,10 +194,7 @@ export function postgresStoreFile (m: ResourceModel): string {
   const n = columns.length
   const placeholders = (from: number) => columns.map((_, i) => `$${i + from}`).join(', ')
   const sets = columns.map((c, i) => `${c} = $${i + 1}`).join(', ')
-  return `// The ${m.names.prose} store on PostgreSQL (DATABASE_URL), behind the async ${id.store} contract: one
-// statement per call through the shared pool (core/postgres.ts turns an unreachable database into 503).
-// The schema is the migrations' (migrations/postgres/). Statements are named, so each connection
-// parses and plans them once.
+  return `${commentBlock(`The ${m.names.prose} store on PostgreSQL (DATABASE_URL), behind the async ${id.store} contract: one statement per call through the shared pool (core/postgres.ts turns an unreachable database into 503). The schema is the migrations' (migrations/postgres/). Statements are named, so each connection parses and plans them once.`)}
 
 import { randomUUID } from 'node:crypto'
 import type { PostgresDatabase } from '../../core/postgres.ts'
@@ -278,8 +270,7 @@ export function migrationFile (m: ResourceModel, dialect: Dialect): string {
   const id = identifiers(m)
   const columns = m.fields.map((f) => columnDefinition(f, dialect) + ',')
   if (dialect === 'sqlite') {
-    return `// ${capitalized(m.names.prose)} on SQLite. \`seq\` is the pagination key: AUTOINCREMENT makes it strictly increasing and
-// never reused, so a cursor ("after seq N") stays valid while records are created and deleted around it.
+    return `${commentBlock(`${capitalize(m.names.prose)} on SQLite. \`seq\` is the pagination key: AUTOINCREMENT makes it strictly increasing and never reused, so a cursor ("after seq N") stays valid while records are created and deleted around it.`)}
 
 import { sql, type Kysely } from 'kysely'
 
@@ -297,9 +288,7 @@ ${lines(columns, '      ')}
 }
 `
   }
-  return `// ${capitalized(m.names.prose)} on PostgreSQL. \`seq\` is the pagination key: an identity column, strictly increasing and
-// never reused, so a cursor ("after seq N") stays valid while records are created and deleted around it;
-// its unique index serves both the order and the "after N" lookup.
+  return `${commentBlock(`${capitalize(m.names.prose)} on PostgreSQL. \`seq\` is the pagination key: an identity column, strictly increasing and never reused, so a cursor ("after seq N") stays valid while records are created and deleted around it; its unique index serves both the order and the "after N" lookup.`)}
 
 import { sql, type Kysely } from 'kysely'
 

@@ -3,6 +3,7 @@
 // (PostgreSQL skipped with a printed reason where its binaries are absent), the app on PostgreSQL with
 // its migration, and the room receiving changes over a real WebSocket.
 
+import { withArticle } from './names.ts'
 import { identifiers, type ResourceModel } from './resource-model.ts'
 import { literal, sampleBody, storeForm, wrongType } from './samples.ts'
 
@@ -324,7 +325,7 @@ import { listen } from '../../helpers/app.ts'
 import { testToken } from '../../helpers/tokens.ts'
 import { openSocket } from '../../helpers/ws.ts'
 
-t.test('a ${m.one.prose} created over HTTP reaches a WebSocket member of room ${id.room} as ${id.changeEvent}', async (t) => {
+t.test('${withArticle(m.one.prose)} created over HTTP reaches a WebSocket member of room ${id.room} as ${id.changeEvent}', async (t) => {
   const server = await listen(t)
   const watcher = await openSocket(t, server, { sub: 'watcher' })
   t.match(await watcher.request('room:join', { room: '${id.room}' }), { event: 'ack', data: { room: '${id.room}', joined: true } })
