@@ -10,6 +10,9 @@ import { h1request } from '../helpers/http.ts'
 import { metricsUrl } from '../helpers/metrics.ts'
 import { loadConfig } from '../../core/config.ts'
 
+// Load shedding is not under test: on a loaded machine its event-loop check would answer the API's 503.
+const UNSHED = { SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }
+
 /** Resolves with the error code of a TCP connection attempt (undefined when it connected). */
 async function connectOutcome (host: string, port: number): Promise<string | undefined> {
   const socket = connect({ host, port })
@@ -24,7 +27,7 @@ async function connectOutcome (host: string, port: number): Promise<string | und
 }
 
 t.test('GET /metrics on the API port is the normal 404 problem+json', async (t) => {
-  const server = await listen(t)
+  const server = await listen(t, UNSHED)
   const res = await h1request(`${server.url}/metrics`, { ca: server.ca })
   t.equal(res.status, 404)
   t.match(res.headers['content-type'], /^application\/problem\+json/)
@@ -33,7 +36,7 @@ t.test('GET /metrics on the API port is the normal 404 problem+json', async (t) 
 })
 
 t.test('the metrics listener serves the app\'s own registry: a request to the API shows there', async (t) => {
-  const server = await listen(t)
+  const server = await listen(t, UNSHED)
   t.equal((await h1request(`${server.url}/health/live`, { ca: server.ca })).status, 200)
   const res = await h1request(metricsUrl(server.app))
   t.equal(res.status, 200)
@@ -43,7 +46,7 @@ t.test('the metrics listener serves the app\'s own registry: a request to the AP
 })
 
 t.test('the metrics listener answers GET and HEAD /metrics only: 405 for other methods, 404 elsewhere', async (t) => {
-  const server = await listen(t)
+  const server = await listen(t, UNSHED)
   const url = metricsUrl(server.app)
   const head = await h1request(url, { method: 'HEAD' })
   t.equal(head.status, 200)
@@ -58,7 +61,7 @@ t.test('the metrics listener answers GET and HEAD /metrics only: 405 for other m
 })
 
 t.test('the metrics listener binds the configured host only, and logs where metrics are served', async (t) => {
-  const server = await listen(t, { METRICS_HOST: '127.0.0.1' })
+  const server = await listen(t, { ...UNSHED, METRICS_HOST: '127.0.0.1' })
   const address = server.app.metricsAddress()
   t.equal(address?.address, '127.0.0.1')
   t.not(address?.port, server.port, 'a port of its own')
@@ -71,13 +74,13 @@ t.test('the metrics listener binds the configured host only, and logs where metr
 })
 
 t.test('an app that never listens (inject only) opens no metrics port', async (t) => {
-  const { app } = await build(t)
+  const { app } = await build(t, UNSHED)
   t.equal((await app.inject('/health/live')).statusCode, 200)
   t.equal(app.metricsAddress(), null)
 })
 
 t.test('the metrics listener closes with the app', async (t) => {
-  const server = await listen(t)
+  const server = await listen(t, UNSHED)
   const port = server.app.metricsAddress()!.port
   await h1request(metricsUrl(server.app), { headers: { connection: 'keep-alive' } })
   await server.app.close()
@@ -86,7 +89,7 @@ t.test('the metrics listener closes with the app', async (t) => {
 })
 
 t.test('METRICS_PORT=off serves the registry nowhere; the app still listens and says so once', async (t) => {
-  const server = await listen(t, { METRICS_PORT: 'off' })
+  const server = await listen(t, { ...UNSHED, METRICS_PORT: 'off' })
   t.equal(server.app.metricsAddress(), null)
   t.equal((await h1request(`${server.url}/health/live`, { ca: server.ca })).status, 200)
   t.match(server.logs.lines().filter((l) => /metrics/i.test(String(l.msg))), [{ msg: /metrics .*off/ }])
@@ -119,7 +122,7 @@ t.test('a metrics port in use stops the real entry point with exit 1 and one lin
 })
 
 t.test('a spawned server logs its metrics address, and /health/ready and /health/live stay on the API port', async (t) => {
-  const server = await waitListening(spawnServer(t, { TLS: 'off' }))
+  const server = await waitListening(spawnServer(t, { ...UNSHED, TLS: 'off' }), 60_000)
   t.match(server.metricsUrl, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
   t.not(server.metricsUrl, `${server.url}/metrics`)
   for (const path of ['/health/ready', '/health/live']) {
