@@ -102,7 +102,7 @@ export default fp<MetricsListenerOptions>(async function metricsListener (fastif
       fastify.log.info('metrics listener off (METRICS_PORT=off): the registry is served nowhere')
       return await listenApi(listenOptions)
     }
-    await fastify.ready()
+    // Not after ready(): a wrapper around listen() registered earlier may still add plugins before its boot.
     await bind(server, options)
     const { address, port } = server.address() as AddressInfo
     fastify.log.info(`metrics served at http://${authority(address, port)}${PATH}`)
