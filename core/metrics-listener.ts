@@ -29,6 +29,8 @@ export interface MetricsListenerOptions {
 const PATH = '/metrics'
 // A scraper or two connect here; anything more is a misconfiguration, not load to serve.
 const MAX_CONNECTIONS = 32
+// A scrape is one small GET: 10 s to send it bounds a client that holds one of those connections idle.
+const REQUEST_TIMEOUT_MS = 10_000
 
 /** Answers one request on the metrics listener. */
 async function answer (registry: Registry, request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -80,7 +82,7 @@ async function close (server: Server): Promise<void> {
 }
 
 export default fp<MetricsListenerOptions>(async function metricsListener (fastify, options) {
-  const server = createServer((request, response) => {
+  const server = createServer({ headersTimeout: REQUEST_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS }, (request, response) => {
     answer(fastify.metrics, request, response).catch((err: unknown) => {
       fastify.log.error({ err }, 'metrics listener: answering a scrape failed')
       response.destroy()
@@ -97,7 +99,9 @@ export default fp<MetricsListenerOptions>(async function metricsListener (fastif
   // there could not stop the start. Opening inside listen() makes it fail listen() itself, as a clash
   // on the API port does, and before the API port opens.
   const listenApi = fastify.listen.bind(fastify) as (listenOptions?: FastifyListenOptions) => Promise<string>
-  async function listen (listenOptions?: FastifyListenOptions): Promise<string> {
+  async function listen (listenOptions?: FastifyListenOptions, ...rest: unknown[]): Promise<string> {
+    // The callback form would be dropped here, and its callback never called: refused, not hung.
+    if (typeof listenOptions === 'function' || rest.length > 0) throw new TypeError('app.listen() takes its promise form only: await app.listen(options)')
     if (!options.enabled) {
       fastify.log.info('metrics listener off (METRICS_PORT=off): the registry is served nowhere')
       return await listenApi(listenOptions)

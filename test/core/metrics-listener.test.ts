@@ -79,6 +79,16 @@ t.test('an app that never listens (inject only) opens no metrics port', async (t
   t.equal(app.metricsAddress(), null)
 })
 
+t.test('listen() in its callback form is refused with an error, not left hanging', async (t) => {
+  const { app } = await build(t, UNSHED)
+  const called: unknown[] = []
+  const result = app.listen({ host: '127.0.0.1', port: 0 }, (err) => { called.push(err) }) as unknown as Promise<string>
+  await t.rejects(result, { name: 'TypeError', message: /promise form/ })
+  t.same(called, [], 'its callback is never called')
+  t.equal(app.server.listening, false)
+  t.equal(app.metricsAddress(), null)
+})
+
 t.test('the metrics listener closes with the app', async (t) => {
   const server = await listen(t, UNSHED)
   const port = server.app.metricsAddress()!.port
