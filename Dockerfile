@@ -40,7 +40,8 @@ COPY resources ./resources
 # number so Kubernetes can check runAsNonRoot. Writable: /app/data only (mount a volume there).
 USER 1000:1000
 VOLUME ["/app/data"]
-EXPOSE 3000
+# The API, and the metrics listener (METRICS_PORT; it binds METRICS_HOST, loopback unless set).
+EXPOSE 3000 9464
 # Keel drains and exits 0 on SIGTERM; exec form makes node PID 1, with no shell or npm to swallow it.
 STOPSIGNAL SIGTERM
 CMD ["node", "server.ts"]

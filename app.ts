@@ -12,6 +12,7 @@ import errors from './core/error-handler.ts'
 import validation from './core/validation.ts'
 import requestBody from './core/request-body.ts'
 import metrics from './core/metrics.ts'
+import metricsListener from './core/metrics-listener.ts'
 import health from './core/health.ts'
 import redis from './core/redis.ts'
 import database from './core/database.ts'
@@ -35,7 +36,6 @@ import httpEvents from './realtime/transports/http-events.ts'
 import asyncApiDocs from './realtime/asyncapi.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
-import metricsRoutes from './core/metrics-route.ts'
 import quotesRoutes from './resources/quotes/routes.ts'
 import items from './resources/items/index.ts'
 import './core/route-config.ts'
@@ -60,6 +60,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await typed.register(requestBody)
   await typed.register(metrics)
   await typed.register(health)
+  // /metrics on a listener of its own (METRICS_HOST:METRICS_PORT), opened when the app listens; not on the API port.
+  await typed.register(metricsListener, config.metrics)
   await typed.register(redis, { url: config.redisUrl })
   await typed.register(database, config.database)
   await typed.register(connectionLimits, { maxConnections: h.maxConnections, maxConnectionsPerIp: h.maxConnectionsPerIp })
@@ -101,7 +103,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   // Routes.
   await typed.register(healthRoutes)
-  await typed.register(metricsRoutes)
   await typed.register(quotesRoutes, { baseUrl: config.upstreams.quotesUrl })
 
   // Resources: each registers its store, routes, rooms and real-time feed.

@@ -45,5 +45,6 @@ process.on('SIGHUP', () => {
 try {
   await app.listen({ host: config.host, port: config.port })
 } catch (err) {
-  fail(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`)
+  // The API port's own errors name its address (listen EADDRINUSE: … 127.0.0.1:3000); the metrics listener's name theirs.
+  fail(`cannot listen: ${(err as Error).message}`)
 }

@@ -397,9 +397,31 @@ const upstreams = section({
 }))
 
 // ---------------------------------------------------------------------------------------------------
+// Metrics (core/metrics-listener.ts): the Prometheus registry on a plain-HTTP listener of its own,
+// never on the API port, where anyone could read route names, error rates and internals.
+
+const metrics = section({
+  // 9464: the port OpenTelemetry's Prometheus exporters use. 0 = any free port (the log says which).
+  METRICS_PORT: env(Type.String({ pattern: '^(off|[0-9]{1,5})$', default: '9464' }), 'an integer 0–65535 (0 = any free port) or off'),
+  // Loopback: only the machine itself scrapes. In a pod, 0.0.0.0 lets Prometheus reach the pod's address.
+  METRICS_HOST: env(Type.String({ minLength: 1, pattern: '^[0-9A-Za-z.:\\-\\[\\]]+$', default: '127.0.0.1' }), 'a hostname or IP address')
+}, (e) => ({
+  metrics: {
+    /** False with METRICS_PORT=off: the registry still counts, nothing serves it. */
+    enabled: e.METRICS_PORT !== 'off',
+    host: e.METRICS_HOST,
+    port: e.METRICS_PORT === 'off' ? 0 : Number(e.METRICS_PORT)
+  }
+}), (e) => {
+  if (e.METRICS_PORT !== 'off' && Number(e.METRICS_PORT) > 65535) {
+    throw new ConfigError('METRICS_PORT', `has an invalid value ${shown('METRICS_PORT', e.METRICS_PORT)}`, expectedOf('METRICS_PORT'))
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------
 // Assembly. A new section is declared above and added to this list; nothing else changes.
 
-const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, database, realtime, upstreams] as const
+const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, database, realtime, upstreams, metrics] as const
 
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
 type Simplify<T> = { [K in keyof T]: T[K] } & {}

@@ -45,6 +45,8 @@ const config = loadConfig({
   NODE_ENV: 'production',
   HOST: '127.0.0.1',
   PORT: '0',
+  // The metrics listener opens as in production, on any free port: never a clash with a Keel running beside it.
+  METRICS_PORT: '0',
   // Per-request access logs off: the peers log nothing either. Warnings and errors still go out.
   LOG_LEVEL: 'warn',
   TLS: options.tls === undefined ? 'off' : 'on',

@@ -9,6 +9,7 @@ import { clientKey } from '../../core/connection-limits.ts'
 import { loadConfig } from '../../core/config.ts'
 import { listen, tempDir, type Listening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
+import { scrapeMetrics } from '../helpers/metrics.ts'
 
 const WAIT_MS = 5000
 
@@ -49,9 +50,9 @@ async function closed (socket: Socket, timeoutMs = WAIT_MS): Promise<void> {
   })
 }
 
-/** One sample's value from the app's /metrics text (NaN when the series is absent). */
+/** One sample's value from the app's metrics text (NaN when the series is absent). */
 async function metric (server: Listening, series: string): Promise<number> {
-  const text = (await server.app.inject('/metrics')).body
+  const text = await scrapeMetrics(server.app)
   const line = text.split('\n').find((l) => l.startsWith(`${series} `))
   return line === undefined ? Number.NaN : Number(line.slice(series.length + 1))
 }

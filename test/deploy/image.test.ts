@@ -6,6 +6,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { createSelfSignedCertificate } from '../../core/dev-cert.ts'
+import { loadConfig } from '../../core/config.ts'
 import { ROOT, TEST_JWT_SECRET, tempDir, spawnProcess, waitListening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
 import { parseDockerfile, parseDockerignore, execForm, keyValues, replayDockerfile, RunStepFailed, type Stage } from '../helpers/dockerfile.ts'
@@ -24,13 +25,14 @@ t.test('every stage starts from the official Node image at the version the test 
   t.equal(process.versions.node, pkg.devDependencies.node, 'and this suite runs on that Node')
 })
 
-t.test('the runtime stage runs as a numeric non-root user, stops on SIGTERM, exposes one port, carries the version', async (t) => {
+t.test('the runtime stage runs as a numeric non-root user, stops on SIGTERM, exposes the API and metrics ports, carries the version', async (t) => {
   const user = all(runtime, 'USER').at(-1) ?? ''
   t.match(user, /^\d+(:\d+)?$/, 'numeric, so Kubernetes can check runAsNonRoot')
   t.not(user.split(':')[0], '0', 'not root')
   t.same(all(runtime, 'STOPSIGNAL'), ['SIGTERM'])
   const env = keyValues(all(runtime, 'ENV').join(' '))
-  t.same(all(runtime, 'EXPOSE'), [env.PORT], 'the one port Keel listens on')
+  const metricsPort = env.METRICS_PORT ?? String(loadConfig({}, tempDir()).metrics.port)
+  t.same(all(runtime, 'EXPOSE').flatMap((ports) => ports.split(/\s+/)), [env.PORT, metricsPort], 'the two ports Keel listens on: the API\'s and the metrics listener\'s')
   t.equal(env.NODE_ENV, 'production')
   t.match(env.HOST, /^(0\.0\.0\.0|::)$/, 'listens on every interface inside the container')
   t.equal(keyValues(all(runtime, 'LABEL').join(' '))['org.opencontainers.image.version'], pkg.version, 'labelled with package.json\'s version')
@@ -126,6 +128,7 @@ t.test('the Dockerfile replayed into a clean directory: production dependencies 
       // The test binds loopback only; inside the container HOST stays the image's.
       HOST: '127.0.0.1',
       PORT: '0',
+      METRICS_PORT: '0',
       PATH: `${dirname(process.execPath)}:/usr/bin:/bin`,
       TLS_CERT_FILE: join(secrets, 'tls.crt'),
       TLS_KEY_FILE: join(secrets, 'tls.key'),

@@ -89,6 +89,25 @@ t.test('probes: readiness asks /health/ready, liveness and startup /health/live,
   }
 })
 
+t.test('metrics: Prometheus scrapes the pod\'s own metrics listener over plain HTTP; the Service never exposes it', async (t) => {
+  for (const [build, objects] of Object.entries(builds)) {
+    const { pod, container: c, config } = parts(objects)
+    const metricsPort = Number(config.METRICS_PORT ?? loadConfig({}, tempDir()).metrics.port)
+    const port = c.ports?.find((p) => p.name === 'metrics')
+    t.equal(port?.containerPort, metricsPort, `${build}: a container port named metrics is METRICS_PORT (${metricsPort})`)
+    t.not(metricsPort, Number(config.PORT), `${build}: not the API port`)
+    t.match(config.METRICS_HOST, /^(0\.0\.0\.0|::)$/, `${build}: METRICS_HOST reaches the pod's address, where Prometheus scrapes`)
+    t.match(pod.metadata?.annotations, {
+      'prometheus.io/scrape': 'true', 'prometheus.io/scheme': 'http', 'prometheus.io/port': String(metricsPort), 'prometheus.io/path': '/metrics'
+    }, `${build}: the scrape annotations name the metrics listener`)
+    const service = one<IService>(objects, 'Service').spec?.ports ?? []
+    t.ok(service.length > 0, `${build}: the Service has ports`)
+    t.same(service.filter((p) => p.targetPort === 'metrics' || p.targetPort === metricsPort || p.port === metricsPort), [],
+      `${build}: no Service port reaches the metrics listener`)
+    t.ok(service.every((p) => c.ports?.some((cp) => cp.name === p.targetPort && cp.name !== 'metrics')), `${build}: every Service port targets a named API port`)
+  }
+})
+
 t.test('the pod runs non-root, without privilege escalation, on a read-only root file system with every capability dropped', async (t) => {
   for (const [build, objects] of Object.entries(builds)) {
     const { pod, container: c } = parts(objects)

@@ -8,9 +8,8 @@ import { build } from '../helpers/app.ts'
 // Start-up blocks the event loop for long on a busy machine; these tests read the document, so no load shedding.
 const DOCUMENT_ONLY = { SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }
 
-// Routes left out of the document on purpose (`schema: { hide: true }`): operational endpoints and
-// non-JSON protocols. The docs' own routes are left out too. Every other route must be documented.
-const UNDOCUMENTED = new Set(['/metrics', '/ws', '/sse'])
+// Routes left out of the document on purpose (`schema: { hide: true }`): the non-JSON protocols. The docs' own routes are left out too. Every other route must be documented.
+const UNDOCUMENTED = new Set(['/ws', '/sse'])
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']
 
 interface Operation { responses?: Record<string, unknown>, parameters?: Array<{ in: string, name: string, required?: boolean }>, requestBody?: { content?: Record<string, { schema?: unknown }> }, security?: Array<Record<string, string[]>> }

@@ -2,7 +2,9 @@
 // still answer, /health/ready says why, and each shed request is counted.
 
 import t from 'tap'
-import { build } from '../helpers/app.ts'
+import { build, listenOn } from '../helpers/app.ts'
+import { metricsUrl, scrapeMetrics } from '../helpers/metrics.ts'
+import { h1request } from '../helpers/http.ts'
 import { loadConfig } from '../../core/config.ts'
 import { tempDir } from '../helpers/app.ts'
 import { PROBE_PATH, probeResource } from '../helpers/probe-resource.ts'
@@ -22,8 +24,11 @@ async function untilUnderPressure (app: App, provoke: () => void = () => {}, tim
 
 t.test('over a memory limit: 503 problem+json with Retry-After; probes and metrics answer; readiness says why', async (t) => {
   // Any heap is over one byte: the first sample (about 1 s after start) turns shedding on.
-  const { app, logs } = await build(t, { SHED_MAX_HEAP_USED_BYTES: '1' })
+  const built = await build(t, { SHED_MAX_HEAP_USED_BYTES: '1' })
+  const { app, logs } = built
   await app.register(probeResource)
+  // Listening, so the metrics listener is scraped for real while the API sheds.
+  await listenOn(built)
   await untilUnderPressure(app)
 
   for (const url of [PROBE_PATH, '/no/such/route', '/docs/json']) {
@@ -43,8 +48,8 @@ t.test('over a memory limit: 503 problem+json with Retry-After; probes and metri
   t.equal(ready.statusCode, 503, 'not ready while shedding: balancers send traffic elsewhere')
   t.match(ready.json(), { status: 'unavailable', checks: { load: { status: 'fail', detail: /^heap used \d+ bytes is over the 1 bytes limit$/ } } })
 
-  const metrics = await app.inject('/metrics')
-  t.equal(metrics.statusCode, 200, 'the metrics scrape is never shed')
+  const metrics = await h1request(metricsUrl(app))
+  t.equal(metrics.status, 200, 'the metrics scrape is never shed')
   const shed = /^http_requests_shed_total\{reason="heapUsedBytes"\} (\d+)$/m.exec(metrics.body)
   t.equal(Number(shed?.[1]), 3, 'every shed request is counted, by reason')
   await logs.waitFor(/shedding load: answering 503/)
@@ -76,7 +81,7 @@ t.test('within its limits the app sheds nothing and readiness reports the load c
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200)
   t.match(ready.json(), { checks: { load: { status: 'ok' } } })
-  t.match((await app.inject('/metrics')).body, /# TYPE http_requests_shed_total counter/)
+  t.match(await scrapeMetrics(app), /# TYPE http_requests_shed_total counter/)
 })
 
 t.test('a memory reading that fails (no free file descriptor) is logged, and sampling goes on', async (t) => {

@@ -31,6 +31,8 @@ export function testConfig (env: Record<string, string | undefined> = {}, cwd = 
     JWT_SECRET: TEST_JWT_SECRET,
     HOST: '127.0.0.1',
     PORT: '0',
+    // An ephemeral metrics port: tests in parallel never clash on 9464 (`app.metricsAddress()` says which).
+    METRICS_PORT: '0',
     ...env
   }, cwd)
 }
@@ -109,6 +111,8 @@ export interface Spawned {
   exited: Promise<number | null>
   port: number
   url: string
+  /** The metrics listener's URL, from its start-up log line (set by `waitListening`; undefined with METRICS_PORT=off). */
+  metricsUrl?: string
 }
 
 export interface SpawnOptions {
@@ -134,7 +138,7 @@ export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tem
     : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]
   return spawnProcess(t, command!, args, {
     cwd,
-    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env }
+    env: { PATH: process.env.PATH, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', DATABASE_FILE: ':memory:', JWT_SECRET: TEST_JWT_SECRET, LOG_LEVEL: 'info', ...env }
   })
 }
 
@@ -176,6 +180,8 @@ export async function waitListening (s: Spawned, timeoutMs = 20_000): Promise<Sp
     if (m !== null) {
       s.port = Number(m[2])
       s.url = `${m[1]}://127.0.0.1:${s.port}`
+      // Logged before the API port opens, so it is already in the output.
+      s.metricsUrl = /metrics served at (http:\/\/\S+?\/metrics)"/.exec(s.output())?.[1]
       return s
     }
     if (s.proc.exitCode !== null) break

@@ -3,6 +3,7 @@
 
 import t from 'tap'
 import { build } from '../helpers/app.ts'
+import { scrapeMetrics } from '../helpers/metrics.ts'
 import { fault, startFaultUpstream } from '../helpers/fault-upstream.ts'
 import type { ResilientClient } from '../../outbound/resilient-client.ts'
 
@@ -20,7 +21,7 @@ t.test('a resource adds its own upstream by name: client, metrics, readiness che
   t.equal(app.upstreams.payments, client)
 
   t.equal((await client.request({ path: '/quotes/X' })).status, 200)
-  const metrics = (await app.inject('/metrics')).body
+  const metrics = await scrapeMetrics(app)
   t.match(metrics, /upstream_attempts_total\{upstream="payments"\} 1/)
   t.match(metrics, /upstream_retries_total\{upstream="payments"\} 0/)
   t.match((await app.inject('/health/ready')).json(), { checks: { 'upstream:payments': { status: 'ok' } } })

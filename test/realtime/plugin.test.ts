@@ -12,7 +12,8 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { DomainEventName } from '../../core/domain-events.ts'
 import { build, listen, listenOn, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
-import { h1request, h2request, h2session } from '../helpers/http.ts'
+import { h2request, h2session } from '../helpers/http.ts'
+import { scrapeMetrics, scrapeMetricsListener } from '../helpers/metrics.ts'
 import { nowSec, testToken } from '../helpers/tokens.ts'
 import { openSocket, upgradeStatus, type TestSocket } from '../helpers/ws.ts'
 import { until } from '../helpers/until.ts'
@@ -130,8 +131,7 @@ t.test('a consumer that never reads is closed with 1008 once past its bound; ser
   }, cwd))
   const server = { url: spawned.url, ca: readFileSync(join(cwd, 'certs', 'dev-cert.pem')) }
   const metric = async (pattern: RegExp): Promise<number> => {
-    const res = await h1request(`${server.url}/metrics`, { ca: server.ca })
-    return Number(pattern.exec(res.body)?.[1] ?? 0)
+    return Number(pattern.exec(await scrapeMetricsListener(spawned.metricsUrl!))?.[1] ?? 0)
   }
   const rss = async () => await metric(/^process_resident_memory_bytes (\d+)/m)
   const slowCloses = async () => await metric(/^ws_slow_consumer_actions_total\{action="close"\} (\d+)/m)
@@ -223,7 +223,7 @@ t.test('metrics: open connections, messages in and out by event, errors by code,
   b.ws.close(1000)
   await b.closed()
   await until(async () => await metricValue(server, 'ws_connections') === 1, 2000, 'the gauge to drop')
-  const text = await (await server.app.inject({ method: 'GET', url: '/metrics' })).body
+  const text = await scrapeMetrics(server.app)
   t.match(text, /^ws_connections 1$/m)
   t.match(text, /^ws_messages_received_total\{event="room:publish"\} 1$/m)
   t.match(text, /^ws_messages_received_total\{event="\(unknown\)"\} 1$/m)

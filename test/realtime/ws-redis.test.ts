@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { listen, spawnServer, tempDir, waitListening, type Listening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
+import { scrapeMetrics } from '../helpers/metrics.ts'
 import { startRedis, redisSkipReason, type TestRedis } from '../helpers/redis.ts'
 import { openSocket, type Message, type TestSocket, type WsTarget } from '../helpers/ws.ts'
 
@@ -172,7 +173,7 @@ t.test('Redis stopped mid-test: local delivery goes on, then cross-instance deli
   t.equal((await a2.next(isMessage('outage', 2))).data.seq, during, 'a member on the same instance still gets it')
   t.equal(await b1.maybeNext(isMessage('outage', 2), 300), null, 'the other instance cannot (Redis is down)')
   t.match(await ready(a), { status: 503, body: { checks: { redis: { status: 'fail' } } } }, 'readiness reports it')
-  const metrics = (await h1request(`${a.url}/metrics`, { ca: a.ca })).body
+  const metrics = await scrapeMetrics(a.app)
   t.match(metrics, /room_hub_redis_failures_total\{operation="publishing to Redis"\} [1-9]/, 'the failure is counted')
 
   await redis.restart()

@@ -1,8 +1,9 @@
 // What a soak run's harness asks a running Keel besides its load: an undici pool that trusts the
-// server's certificate, the server's own counters read from GET /metrics (Prometheus text), so a run
+// server's certificate, the server's own counters read from GET /metrics on its metrics listener
+// (Prometheus text, plain HTTP, not on the API port), so a run
 // can set what clients saw beside what the server says it did, and whether it crashed or let an error escape.
 
-import { Pool } from 'undici'
+import { Pool, request } from 'undici'
 import type { KeelServer } from './keel-server.ts'
 
 /** An HTTP/1.1 pool to the server (TLS with its dev certificate and SNI `localhost` when TLS is on). */
@@ -30,11 +31,11 @@ export interface Metrics {
   sum: (name: string, labels?: Record<string, string>) => number
 }
 
-/** Reads GET /metrics once. */
-export async function readMetrics (pool: Pool): Promise<Metrics> {
-  const res = await pool.request({ path: '/metrics', method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 })
+/** Reads GET /metrics once, from the server's metrics listener. */
+export async function readMetrics (server: Pick<KeelServer, 'metricsUrl'>): Promise<Metrics> {
+  const res = await request(server.metricsUrl, { headersTimeout: 5000, bodyTimeout: 5000 })
   const text = await res.body.text()
-  if (res.statusCode !== 200) throw new Error(`GET /metrics answered ${res.statusCode}`)
+  if (res.statusCode !== 200) throw new Error(`GET ${server.metricsUrl} answered ${res.statusCode}`)
   const samples = parseMetrics(text)
   return {
     sum: (name, labels = {}) => samples

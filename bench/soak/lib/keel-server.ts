@@ -37,6 +37,8 @@ export interface KeelServer {
   pid: number
   /** The certificate to trust in clients (PEM); undefined with TLS off. Clients must send SNI `localhost`. */
   ca?: Buffer
+  /** `http://127.0.0.1:PORT/metrics`: the metrics listener (an ephemeral port), not on the API port. */
+  metricsUrl: string
   /** Resident memory of the server process in bytes (/proc); NaN once it has exited. */
   rss: () => number
   /** CPU seconds (user + system) the process used (/proc); NaN once it has exited. */
@@ -98,6 +100,7 @@ export async function startKeel (options: KeelServerOptions, cleanup?: Pick<Clea
     port: spawned.port,
     pid,
     ca: tls ? readFileSync(join(options.workDir, 'certs', 'dev-cert.pem')) : undefined,
+    metricsUrl: spawned.metricsUrl ?? '',
     rss: () => processRssBytes(pid),
     cpuSeconds: () => processCpuSeconds(pid),
     output: spawned.output,

@@ -198,7 +198,7 @@ async function upstreamChaos (ctx: SoakContext): Promise<SoakOutcome> {
     await openLoop(shape.rate, total, one).done
     const seconds = (performance.now() - started) / 1000
     await weather.stop()
-    const metrics = await readMetrics(pool)
+    const metrics = await readMetrics(server)
 
     // The budget's bound: each sliding window (10 s, in 1 s steps: never narrower than 9 s) allows
     // ratio × its calls + the reserve. Calls are at most the client's requests (an open breaker or a full

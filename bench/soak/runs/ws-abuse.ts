@@ -16,7 +16,7 @@ import { withCleanup } from '../lib/cleanup.ts'
 import { formatMiB, formatShare, MiB } from '../lib/figures.ts'
 import { formatMs, percentile, summarizeLatency, type LatencySummary } from '../lib/latency.ts'
 import { connectAs, epochMs, openRoomProbeInWorker, type RoomProbeControl } from '../lib/room-probe.ts'
-import { crashFailures, keelPool, readMetrics } from '../lib/keel-client.ts'
+import { crashFailures, readMetrics } from '../lib/keel-client.ts'
 
 interface Shape {
   abusers: number
@@ -204,10 +204,8 @@ async function wsAbuse (ctx: SoakContext): Promise<SoakOutcome> {
     const rssOpen = server.rss()
     ctx.log(`${abusers.length} abusers open in ${((ramp[1] - ramp[0]) / 1000).toFixed(1)} s; server RSS ${formatMiB(rssOpen)}`)
 
-    const pool = keelPool(server)
-    cleanup.teardown(() => pool.close())
     // prom-client resets its event-loop delay histogram on each scrape: this one starts the rounds'.
-    await readMetrics(pool)
+    await readMetrics(server)
     const serverCpuFrom = server.cpuSeconds()
     const ownCpuFrom = process.cpuUsage()
     const roundsFrom = performance.now()
@@ -227,7 +225,7 @@ async function wsAbuse (ctx: SoakContext): Promise<SoakOutcome> {
     const ownCpuUs = process.cpuUsage(ownCpuFrom)
     const ownCpu = (ownCpuUs.user + ownCpuUs.system) / 1e6 / roundsS
     const rssPeak = rss.stop()
-    const metrics = await readMetrics(pool)
+    const metrics = await readMetrics(server)
 
     await sleep(DELIVERY_GRACE_MS)
     await probe.stop()

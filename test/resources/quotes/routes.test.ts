@@ -1,6 +1,6 @@
 // GET /api/v1/quotes/:symbol against a real fault-injecting upstream on loopback: what a client of
 // Keel gets when the upstream is healthy, failing, slow, broken or behind an open breaker, and what
-// operators see on /metrics and /health/ready.
+// operators see in the metrics and on /health/ready.
 
 import t, { type Test } from 'tap'
 import { performance } from 'node:perf_hooks'
@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http'
 import { connect as http2Connect, constants as h2 } from 'node:http2'
 import { build, listen, spawnServer } from '../../helpers/app.ts'
 import type { App } from '../../../app.ts'
+import { scrapeMetrics } from '../../helpers/metrics.ts'
 import { fault, startFaultUpstream, startNonHttpUpstream, type FaultUpstream } from '../../helpers/fault-upstream.ts'
 
 // Timers fire late on a busy machine, never early: generous above, tight below.
@@ -129,7 +130,7 @@ async function assertSlotFreed (t: Test, app: App, upstream: FaultUpstream): Pro
   upstream.otherwise(fault.ok())
   const next = await app.inject('/api/v1/quotes/NEXT')
   t.equal(next.statusCode, 200, 'the next call got the only slot at once')
-  t.match((await app.inject('/metrics')).body, /upstream_call_duration_seconds_count\{upstream="quotes",outcome="aborted"\} 1/)
+  t.match(await scrapeMetrics(app), /upstream_call_duration_seconds_count\{upstream="quotes",outcome="aborted"\} 1/)
 }
 
 t.test('a client that goes away mid-call (HTTP/1.1) cancels the upstream call and frees its slot at once', async (t) => {
@@ -193,7 +194,7 @@ t.test('breaker: opens after the threshold, then answers 503 + Retry-After witho
   const ready = await app.inject('/health/ready')
   t.equal(ready.statusCode, 200, 'an open breaker degrades readiness, never fails it')
   t.match(ready.json(), { status: 'ok', checks: { 'upstream:quotes': { status: 'degraded', detail: /circuit open/ } } })
-  t.match((await app.inject('/metrics')).body, /upstream_circuit_state\{upstream="quotes"\} 2/)
+  t.match(await scrapeMetrics(app), /upstream_circuit_state\{upstream="quotes"\} 2/)
 })
 
 t.test('breaker: after the reset timeout exactly one probe goes through, and its success closes the breaker', async (t) => {
@@ -212,7 +213,7 @@ t.test('breaker: after the reset timeout exactly one probe goes through, and its
   await logs.waitFor(/upstream circuit closed/)
   t.equal((await app.inject('/api/v1/quotes/x')).statusCode, 200)
   t.match((await app.inject('/health/ready')).json(), { checks: { 'upstream:quotes': { status: 'ok' } } })
-  t.match((await app.inject('/metrics')).body, /upstream_circuit_state\{upstream="quotes"\} 0/)
+  t.match(await scrapeMetrics(app), /upstream_circuit_state\{upstream="quotes"\} 0/)
 })
 
 t.test('breaker: 4xx answers never open it', async (t) => {
@@ -220,10 +221,10 @@ t.test('breaker: 4xx answers never open it', async (t) => {
   upstream.otherwise(fault.status(404))
   for (let i = 0; i < 10; i++) t.equal((await app.inject('/api/v1/quotes/x')).statusCode, 404)
   t.equal(upstream.count, 10)
-  t.match((await app.inject('/metrics')).body, /upstream_circuit_state\{upstream="quotes"\} 0/)
+  t.match(await scrapeMetrics(app), /upstream_circuit_state\{upstream="quotes"\} 0/)
 })
 
-t.test('x-request-id and traceparent arrive at the upstream; /metrics shows attempts, retries and outcomes', async (t) => {
+t.test('x-request-id and traceparent arrive at the upstream; the metrics show attempts, retries and outcomes', async (t) => {
   const { app, upstream } = await quotesApp(t)
   upstream.script(fault.unavailable(), fault.ok())
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -240,7 +241,7 @@ t.test('x-request-id and traceparent arrive at the upstream; /metrics shows atte
   t.match(upstream.requests[2]!.headers['x-request-id'], /^[0-9a-f-]{36}$/, 'the generated request id')
   t.match(upstream.requests[2]!.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'a trace started here')
 
-  const metrics = (await app.inject('/metrics')).body
+  const metrics = await scrapeMetrics(app)
   t.match(metrics, /upstream_attempts_total\{upstream="quotes"\} 3/)
   t.match(metrics, /upstream_retries_total\{upstream="quotes"\} 1/)
   t.match(metrics, /upstream_retry_budget_exhausted_total\{upstream="quotes"\} 0/)
