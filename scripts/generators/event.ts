@@ -24,7 +24,7 @@ function eventFile (e: EventModel): string {
 // the room only: whoever its policy let in (FORBIDDEN otherwise). Ack: {room, seq}. The data and what the
 // handler does are this event's to shape; the schema is what the router validates before it runs.
 
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import { defineEvent } from '../event-router.ts'
 
 const ROOM = '${e.room}'
@@ -34,10 +34,12 @@ export const ${ack} = Type.Object({ room: Type.String(), seq: Type.Optional(Type
 
 export default defineEvent({
   event: '${e.event}',
+  summary: 'Tells the other members of room \`${e.room}\` about {id}',
   data: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, description: 'what the event is about' }) }, { additionalProperties: false }),
   // Membership, not the room's name: joining is where the room's policy decided who may be there.
+  ack: ${ack},
   authorize: (_data, ctx) => ctx.rooms.has(ROOM),
-  handle: async ({ id }, ctx): Promise<Static<typeof ${ack}>> => {
+  handle: async ({ id }, ctx) => {
     const seq = await ctx.publish(ROOM, '${e.event}', { id, by: ctx.user.sub })
     return { room: ROOM, seq }
   }
@@ -47,10 +49,11 @@ export default defineEvent({
 
 function eventTestFile (e: EventModel): string {
   return `// ${e.event} through a real /ws connection: a member's event reaches the room's other members and is
-// acknowledged; a non-member is refused; data outside the schema is a VALIDATION error.
+// acknowledged; a non-member is refused; data outside the schema is a VALIDATION error; the AsyncAPI
+// document describes it (found there by its file alone).
 
 import t from 'tap'
-import { listen } from '../../../helpers/app.ts'
+import { build, listen } from '../../../helpers/app.ts'
 import { openSocket } from '../../../helpers/ws.ts'
 
 t.test('${e.event} from a member of room ${e.room} reaches the other members, and its sender gets an ack', async (t) => {
@@ -69,6 +72,14 @@ t.test('${e.event} from outside room ${e.room} → FORBIDDEN; data outside its s
   t.match(await outsider.request('${e.event}', { id: 'x' }), { event: 'error', data: { code: 'FORBIDDEN' } })
   t.match(await outsider.request('${e.event}', { id: '' }), { event: 'error', data: { code: 'VALIDATION' } })
   t.match(await outsider.request('${e.event}', { id: 'x', extra: 1 }), { event: 'error' }, 'unknown properties are not silently accepted')
+})
+
+t.test('${e.event} is in the AsyncAPI document: a client event with its ack', async (t) => {
+  const { app } = await build(t)
+  const document = (await app.inject({ url: '/docs/asyncapi.json' })).json() as { operations: Record<string, { title?: string, action: string, reply?: unknown }> }
+  const operation = Object.values(document.operations).find((o) => o.title === '${e.event}' && o.action === 'receive')
+  t.ok(operation, 'an operation the server receives')
+  t.ok(operation?.reply, 'answered by its ack or an error')
 })
 `
 }

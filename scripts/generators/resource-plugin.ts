@@ -3,6 +3,7 @@
 // rooms.ts (the room's policy) and feed.ts (the domain event and its forwarding to the room).
 
 import { commentBlock } from './comment.ts'
+import { capitalize, withArticle } from './names.ts'
 import { identifiers, type ResourceModel } from './resource-model.ts'
 
 export function indexFile (m: ResourceModel): string {
@@ -62,12 +63,18 @@ export function roomsFile (m: ResourceModel): string {
   const id = identifiers(m)
   return `${commentBlock(`The ${m.names.prose} resource's room: \`${id.room}\`, its change feed. Any authenticated user may watch it; only the server writes (feed.ts). A client that falls behind misses notifications instead of being disconnected: it sees the gap in \`seq\` and refetches the list.`)}
 
-import type { RoomPolicy } from '../../realtime/hub/room-hub.ts'
-import { anyUser } from '../../realtime/protocol/rooms.ts'
+import { anyUser, type DescribedRoomPolicy } from '../../realtime/protocol/rooms.ts'
 
 export const ${id.roomConst} = '${id.room}'
 
-export const ${id.roomPolicy}: RoomPolicy = { match: ${id.roomConst}, canJoin: anyUser, clientPublish: false, presence: false, slowConsumer: 'drop' }
+export const ${id.roomPolicy}: DescribedRoomPolicy = {
+  match: ${id.roomConst},
+  description: '\`${id.room}\`: the ${m.names.prose} resource\\'s change feed; any authenticated user may watch it',
+  canJoin: anyUser,
+  clientPublish: false,
+  presence: false,
+  slowConsumer: 'drop'
+}
 `
 }
 
@@ -75,13 +82,15 @@ export function feedFile (m: ResourceModel): string {
   const id = identifiers(m)
   return `${commentBlock(`What the ${m.names.prose} resource announces, and where it goes: every change is the domain event \`${id.changeEvent}\` {id, op} (declared here, emitted by routes.ts), and the real-time layer publishes it to room \`${id.room}\` (rooms.ts) for WebSocket and SSE watchers.`)}
 
+import { Type, type Static } from '@sinclair/typebox'
 import type { Realtime } from '../../realtime/plugin.ts'
 import { ${id.roomConst} } from './rooms.ts'
 
-export interface ${id.change} {
-  id: string
-  op: 'created' | 'updated' | 'deleted'
-}
+export const ${id.change} = Type.Object({
+  id: Type.String({ description: 'id of the ${m.one.prose}' }),
+  op: Type.Union([Type.Literal('created'), Type.Literal('updated'), Type.Literal('deleted')])
+}, { description: '${capitalize(withArticle(m.one.prose))} was created, updated or deleted: refetch it (or the list) over HTTP.' })
+export type ${id.change} = Static<typeof ${id.change}>
 
 declare module '../../core/domain-events.ts' {
   interface DomainEventMap {
@@ -90,7 +99,7 @@ declare module '../../core/domain-events.ts' {
 }
 
 export function ${id.feed} (realtime: Realtime): void {
-  realtime.feed('${id.changeEvent}', ${id.roomConst})
+  realtime.feed('${id.changeEvent}', ${id.change}, ${id.roomConst})
 }
 `
 }
