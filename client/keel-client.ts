@@ -482,7 +482,8 @@ export class KeelClient {
     }
     const seq = sequence.lastSeq
     const recovered = seq !== undefined && stream.recovered?.[room] === true
-    sequence.resumedAt(seq, recovered)
+    // Not recovered: the stream goes on from the room's current seq, which it does not name; the next message sets the baseline.
+    sequence.resumedAt(recovered ? seq : undefined, recovered)
     if (!(quiet && recovered)) this.#emit('resumed', { room, recovered, seq: seq ?? 0 })
   }
 
