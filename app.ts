@@ -31,6 +31,7 @@ import realtime from './realtime/plugin.ts'
 import webSocketServer, { webSocketServerOptions } from './realtime/transports/ws-server.ts'
 import webSocketTransport from './realtime/transports/ws-route.ts'
 import sseTransport from './realtime/transports/sse-route.ts'
+import httpEvents from './realtime/transports/http-events.ts'
 import upstreams from './outbound/plugin.ts'
 import healthRoutes from './core/health-routes.ts'
 import metricsRoutes from './core/metrics-route.ts'
@@ -82,12 +83,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Authentication: verifies tokens and enforces each route's `config.auth`.
   await typed.register(auth, { auth: config.auth, env: config.env, certsDir: config.certsDir })
 
-  // Real-time: the room hub and its API (admission, room policies, feeds), then its transports, /ws and /sse.
+  // Real-time: the room hub and its API (admission, room policies, feeds), then its transports, /ws and
+  // /sse, and POST /events, the same events over HTTP for a client that has only an SSE stream.
   const streamOrigins = { allowedOrigins: config.cors.origins, tls: config.tls.enabled }
+  const eventsDir = `${import.meta.dirname}/realtime/protocol/events`
   await typed.register(realtime, { ws: config.ws })
   await typed.register(webSocketServer, webSocketServerOptions(config.ws))
-  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
+  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir })
   await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
+  await typed.register(httpEvents, { ws: config.ws, eventsDir })
 
   // Upstream clients.
   await typed.register(upstreams, { policy: config.upstreams.policy })

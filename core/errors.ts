@@ -25,7 +25,11 @@ export const ErrorCode = {
   URI_TOO_LONG: 'URI_TOO_LONG',
   UPGRADE_REQUIRED: 'UPGRADE_REQUIRED',
   REQUEST_HEADER_FIELDS_TOO_LARGE: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
-  NOT_IMPLEMENTED: 'NOT_IMPLEMENTED'
+  NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
+  /** A real-time event envelope that is not `{event, data?, id?}` (over HTTP: POST /events). */
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  /** A real-time event no event file defines (over HTTP: POST /events). */
+  UNKNOWN_EVENT: 'UNKNOWN_EVENT'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -52,7 +56,9 @@ const statusOf: Record<ErrorCode, number> = {
   URI_TOO_LONG: 414,
   UPGRADE_REQUIRED: 426,
   REQUEST_HEADER_FIELDS_TOO_LARGE: 431,
-  NOT_IMPLEMENTED: 501
+  NOT_IMPLEMENTED: 501,
+  INVALID_MESSAGE: 400,
+  UNKNOWN_EVENT: 400
 }
 
 // The code that names each status: the first code listed with it (BAD_REQUEST for 400, not VALIDATION).

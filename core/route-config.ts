@@ -31,6 +31,15 @@ export interface RouteCache {
   etag?: 'computed' | 'resource'
 }
 
+/**
+ * Write preconditions (If-Match, RFC 9110 §13.1.1) on a route that sets its resource's ETag
+ * (`cache: { etag: 'resource' }`) and evaluates them against it (edge/conditional.ts). `'optional'`:
+ * honoured when sent, 412 when one does not hold. `'required'`: a write without If-Match is answered
+ * 428 by edge/caching.ts before the handler runs, so the handler only ever sees conditional writes.
+ * The API document lists the If-Match parameter, 412 and 428 from this same declaration.
+ */
+export type RoutePreconditions = 'required' | 'optional'
+
 /** An onSend hook in callback style, as plugins add to routes. */
 export type OnSendHook = (this: unknown, request: FastifyRequest, reply: FastifyReply, payload: unknown,
   done: (err?: Error | null, payload?: unknown) => void) => void
@@ -44,6 +53,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: RouteAuth
     cache?: RouteCache
+    /** Writes only: see RoutePreconditions. */
+    preconditions?: RoutePreconditions
     /** `false` = never shed under load (probes, the metrics scrape): see edge/load-shedding.ts. */
     loadShedding?: false
   }

@@ -1,12 +1,14 @@
 // Caching headers as route policy (`config.cache`, core/route-config.ts): Cache-Control on successful
 // GET/HEAD responses, weak ETags hashed from computed 200 bodies with 304s for GET and HEAD, and
-// resource-set strong ETags kept distinct per content-coding. Each route's policy is validated and its
-// header built once, at registration; routes without `config.cache` get no hook and pay nothing.
+// resource-set strong ETags kept distinct per content-coding. Writes declaring `preconditions:
+// 'required'` are answered 428 without If-Match. Each route's policy is validated and its header built
+// once, at registration; routes without `config.cache` get no hook and pay nothing.
 // Register it after compression: its hooks are placed around the compression hook on each route.
 
 import fp from 'fastify-plugin'
-import type { RouteOptions } from 'fastify'
-import { routeHooks, type OnSendHook, type RouteCache } from '../core/route-config.ts'
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { routeHooks, type OnSendHook, type RouteCache, type RoutePreconditions } from '../core/route-config.ts'
+import { preconditionRequired } from '../core/errors.ts'
 import { evaluatePreconditions, hasPreconditions, weakETagOf, withContentCoding } from './conditional.ts'
 
 const FLAGS = ['noStore', 'noCache', 'private'] as const
@@ -45,6 +47,22 @@ export function cacheControlOf (cache: RouteCache): string | undefined {
 }
 
 const isRead = (method: string) => method === 'GET' || method === 'HEAD'
+
+/** Checks a route's `config.preconditions` against its methods and its ETag policy; a mistake stops the start. */
+export function validateRoutePreconditions (value: unknown, methods: readonly string[], cache: RouteCache | undefined, route: string): RoutePreconditions {
+  if (value !== 'required' && value !== 'optional') throw new Error(`${route}: config.preconditions must be "required" or "optional"`)
+  if (methods.some((method) => isRead(method.toUpperCase()))) throw new Error(`${route}: config.preconditions applies to writes, not to GET or HEAD`)
+  if (cache?.etag !== 'resource') throw new Error(`${route}: config.preconditions needs cache.etag "resource" (the ETag If-Match is compared with)`)
+  return value
+}
+
+/**
+ * For `preconditions: 'required'`: a write without If-Match gets 428. A preHandler, the last of the
+ * route's: after authentication, the rate limit and validation, just before the handler.
+ */
+function requireIfMatch (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  done(request.headers['if-match'] === undefined ? preconditionRequired() : undefined)
+}
 const cacheable = (status: number) => (status >= 200 && status < 300) || status === 304
 
 /**
@@ -97,8 +115,15 @@ function afterCompressionHook (cacheControl: string | undefined): OnSendHook {
 export default fp(async function caching (fastify) {
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const declared = route.config?.cache
+    const name = `${String(route.method)} ${route.url}`
+    const preconditions = route.config?.preconditions
+    if (preconditions !== undefined) {
+      const methods = Array.isArray(route.method) ? route.method : [route.method]
+      const required = validateRoutePreconditions(preconditions, methods, declared, name) === 'required'
+      if (required) route.preHandler = [...routeHooks(route.preHandler), requireIfMatch] as RouteOptions['preHandler']
+    }
     if (declared === undefined) return
-    const cache = validateRouteCache(declared, `${String(route.method)} ${route.url}`)
+    const cache = validateRouteCache(declared, name)
     const cacheControl = cacheControlOf(cache)
     // New arrays, never in-place edits: Fastify derives the HEAD route from the GET route's options.
     const existing = routeHooks(route.onSend)

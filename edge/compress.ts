@@ -13,6 +13,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOption
 import { AppError, ErrorCode } from '../core/errors.ts'
 import { routeHooks, type OnSendHook } from '../core/route-config.ts'
 import { takesNoBody } from '../core/request-body.ts'
+import { addVary } from '../core/vary.ts'
 
 export interface CompressOptions {
   /** Largest inflated request body, for routes without their own `bodyLimit` (the app's body limit). */
@@ -146,12 +147,8 @@ function isCompressible (reply: FastifyReply): boolean {
   return COMPRESSIBLE.test(typeof type === 'string' ? type : 'application/json')
 }
 
-function varyOnAcceptEncoding (reply: FastifyReply): void {
-  const vary = reply.getHeader('vary')
-  // Lower-case, as the plugin writes it, so it recognises ours and adds no second one.
-  if (vary === undefined) reply.header('vary', 'accept-encoding')
-  else if (!String(vary).toLowerCase().includes('accept-encoding')) reply.header('vary', `${String(vary)}, accept-encoding`)
-}
+// Lower-case, as the plugin writes it, so it recognises ours and adds no second one.
+const varyOnAcceptEncoding = (reply: FastifyReply): void => { addVary(reply, 'accept-encoding') }
 
 function refuseUnacceptableEncoding (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const accept = request.headers['accept-encoding']

@@ -2,12 +2,16 @@
 // onRequest hooks, so a refusal is a plain HTTP problem response: Origin (403, the cross-site hijacking
 // defence — CORS does not cover WebSockets or EventSource), token (401; `?access_token=` accepted, as
 // browsers cannot set headers there), then the real-time layer's admission (503 shutting down, 429 over
-// the per-user limit). The handler finds the verified user in `request.user`.
+// the per-user limit). The handler finds the verified user in `request.user`. Every refusal names the
+// page's Origin in Access-Control-Allow-Origin: a browser hides a failed WebSocket's or EventSource's
+// status, and this lets the page's own fetch of the same URL tell a refused origin or token from a
+// network failure.
 
 import { isIP } from 'node:net'
 import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls'
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler } from 'fastify'
 import { AppError, ErrorCode } from '../../core/errors.ts'
+import { addVary } from '../../core/vary.ts'
 
 export interface HandshakeOptions {
   /** `CORS_ORIGINS`: cross-site pages allowed to open a stream with their users' credentials. */
@@ -68,11 +72,38 @@ export function originCheck (options: HandshakeOptions, what: string): (request:
   }
 }
 
-/** The onRequest hooks of a stream route, in order: Origin, token, admission. `what` names the stream in refusals. */
-export function streamHandshake (fastify: FastifyInstance, options: HandshakeOptions, what: string): onRequestHookHandler[] {
+// What a browser sends as Origin: a serialized origin, or `null` (sandboxed frames, file: pages).
+const SERIALIZED_ORIGIN = /^(?:null|[a-z][a-z0-9+.-]*:\/\/[^\s/?#]+)$/i
+
+/**
+ * An onSend hook: an error response (a refusal) names the request's Origin in Access-Control-Allow-Origin
+ * and varies on Origin, without Allow-Credentials, so the refused page can read the status and the
+ * problem+json, which say no more than the refusal. An origin CORS_ORIGINS lists keeps the CORS answer
+ * it gets everywhere (set earlier by the CORS plugin); a stream that opens is never touched.
+ */
+export async function readableRefusal (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  const origin = request.headers.origin
+  if (reply.statusCode < 400 || origin === undefined || !SERIALIZED_ORIGIN.test(origin)) return payload
+  if (reply.getHeader('access-control-allow-origin') === undefined) reply.header('access-control-allow-origin', origin)
+  addVary(reply, 'Origin')
+  return payload
+}
+
+export interface StreamHandshake {
+  /** Origin, token, admission, in that order. */
+  onRequest: onRequestHookHandler[]
+  /** Refusals readable cross-origin (`readableRefusal`). */
+  onSend: onSendHookHandler
+}
+
+/** The hooks of a stream route: its checks, and refusals the refused page can read. `what` names the stream in refusals. */
+export function streamHandshake (fastify: FastifyInstance, options: HandshakeOptions, what: string): StreamHandshake {
   async function authenticateAndAdmit (request: FastifyRequest): Promise<void> {
     const user = await fastify.authenticate(request, { allowQueryToken: true })
     fastify.realtime.admit(user)
   }
-  return [originCheck(options, what), authenticateAndAdmit] as onRequestHookHandler[]
+  return {
+    onRequest: [originCheck(options, what), authenticateAndAdmit] as onRequestHookHandler[],
+    onSend: readableRefusal as onSendHookHandler
+  }
 }

@@ -2,7 +2,8 @@
 // as /ws (handshake.ts: Origin, token — `?access_token=` for EventSource — and admission), each room's
 // join policy, then the rooms' sequenced messages as `text/event-stream` (sse-stream.ts), resuming from
 // `Last-Event-ID` out of the hub's history, with comment heartbeats; ended at its token's expiry and on
-// shutdown.
+// shutdown. `stream:ready` names the stream's connectionId, by which POST /events (http-events.ts) finds
+// it in `fastify.sseStreams` to send events on its behalf.
 
 import type { OutgoingHttpHeaders } from 'node:http'
 import fp from 'fastify-plugin'
@@ -18,6 +19,19 @@ import { armExpiry } from './session.ts'
 
 export interface SseTransportOptions extends HandshakeOptions {
   sse: Config['sse']
+}
+
+/** The live streams of this instance. */
+export interface SseStreams {
+  /** The open stream with this connectionId (the one its `stream:ready` named), on this instance. */
+  get: (connectionId: string) => SseStream | undefined
+  readonly size: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sseStreams: SseStreams
+  }
 }
 
 // Tells EventSource to wait 2 s before reconnecting after the stream ends (the default is ~3 s).
@@ -73,17 +87,22 @@ const SseQuery = Type.Object({
 async function sseTransport (fastify: FastifyInstance, options: SseTransportOptions): Promise<void> {
   const { hub } = fastify.realtime
   const limits = options.sse
-  const streams = new Set<SseStream>()
+  const streams = new Map<string, SseStream>()
   const metrics = sseMetrics(fastify.metrics)
   const streamOptions = { maxBufferedBytes: limits.maxBufferedBytes, onSlow: () => { metrics.slowClosed.inc() } }
 
-  const heartbeat = setInterval(() => { for (const stream of streams) stream.write(PING) }, limits.heartbeatMs)
+  const heartbeat = setInterval(() => { for (const stream of streams.values()) stream.write(PING) }, limits.heartbeatMs)
   heartbeat.unref()
 
   // Shutdown: end every stream so app.close() does not wait on them; clients reconnect elsewhere.
   fastify.addHook('preClose', async () => {
     clearInterval(heartbeat)
-    for (const stream of streams) stream.end()
+    for (const stream of streams.values()) stream.end()
+  })
+
+  fastify.decorate('sseStreams', {
+    get: (connectionId: string) => streams.get(connectionId),
+    get size () { return streams.size }
   })
 
   fastify.route<{ Querystring: Static<typeof SseQuery> }>({
@@ -91,7 +110,7 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
     url: '/sse',
     // The route authenticates itself (in the handshake hooks) to accept ?access_token=.
     config: { auth: false },
-    onRequest: streamHandshake(fastify, options, 'event streams'),
+    ...streamHandshake(fastify, options, 'event streams'),
     // A stream, not an HTTP API: kept out of the OpenAPI document like /ws (README "Server-sent events").
     schema: { querystring: SseQuery, hide: true } as FastifySchema,
     handler: async (request, reply) => {
@@ -111,7 +130,7 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
       // Listening before the joins: a client gone while they run leaves the hub once they have settled.
       raw.on('close', () => {
         stream.markClosed()
-        if (streams.delete(stream)) metrics.open.dec()
+        if (streams.delete(stream.id)) metrics.open.dec()
         stream.release().catch((err: unknown) => request.log.error({ err }, 'removing an SSE stream from the hub failed'))
       })
       raw.on('error', () => {})
@@ -134,12 +153,12 @@ async function sseTransport (fastify: FastifyInstance, options: SseTransportOpti
         // nginx would otherwise buffer the stream.
         'x-accel-buffering': 'no'
       })
-      streams.add(stream)
+      streams.set(stream.id, stream)
       metrics.open.inc()
       stream.write(RETRY)
       // Ends with an `error` event at the token's exp, as a WebSocket closes with 4001.
       armExpiry(stream)
-      stream.write(streamEvent('stream:ready', { rooms, ...(recovered === undefined ? {} : { recovered }) }))
+      stream.write(streamEvent('stream:ready', { connectionId: stream.id, rooms, ...(recovered === undefined ? {} : { recovered }) }))
       // What the client missed, then what arrived meanwhile (both held back until now), then live.
       stream.startLive()
     }

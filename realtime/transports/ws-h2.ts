@@ -13,12 +13,13 @@ import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, onRequestHookHandler } from 'fastify'
 import WebSocket from 'ws'
 import { AppError, ErrorCode } from '../../core/errors.ts'
+import type { StreamHandshake } from './handshake.ts'
 
 export interface ExtendedConnectOptions {
   /** The WebSocket route's path. */
   url: string
   /** The stream handshake: the hooks the upgrade route runs, in the same order. */
-  handshake: onRequestHookHandler[]
+  handshake: StreamHandshake
   /** Takes the open socket over, as the upgrade route's handler does; `request.user` is set. */
   accept: (socket: WebSocket, request: FastifyRequest) => void
 }
@@ -82,7 +83,8 @@ export function acceptWebSocketsOverHttp2 (fastify: FastifyInstance, options: Ex
     url: options.url,
     // The handshake authenticates (it accepts ?access_token=, as the upgrade does).
     config: { auth: false },
-    onRequest: [requireWebSocketProtocol as onRequestHookHandler, ...options.handshake],
+    onRequest: [requireWebSocketProtocol as onRequestHookHandler, ...options.handshake.onRequest],
+    onSend: options.handshake.onSend,
     schema: { hide: true } as FastifySchema,
     handler: openOverStream
   })

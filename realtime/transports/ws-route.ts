@@ -78,7 +78,7 @@ async function webSocketTransport (fastify: FastifyInstance, options: WebSocketT
     url: '/ws',
     // The route authenticates itself (in the handshake hooks) to accept ?access_token=.
     config: { auth: false },
-    onRequest: handshake,
+    ...handshake,
     // Not an HTTP API: kept out of the OpenAPI document.
     schema: { hide: true } as FastifySchema,
     // A plain GET (over HTTP/2 a GET cannot upgrade) gets 426 instead of a socket; over HTTP/1.1 it

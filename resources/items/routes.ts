@@ -1,7 +1,7 @@
-// The example resource, /api/v1/items: public reads with Cache-Control and
-// ETags (304 on a match), writes with scope items:write, optimistic concurrency through If-Match (PUT
-// without it → 428, stale → 412), opaque cursor pagination. Every change is announced on
-// `fastify.domainEvents` as 'items:changed' once the store has committed it (feed.ts declares it and
+// The example resource, /api/v1/items: public reads with Cache-Control and ETags (304 on a match),
+// writes with scope items:write, optimistic concurrency through If-Match (PUT declares it required, so
+// the caching plugin answers 428 without it; stale → 412), opaque cursor pagination. Every change is
+// announced on `fastify.domainEvents` as 'items:changed' once the store has committed it (feed.ts declares it and
 // forwards it to room `items`).
 //
 // ETags: an item's tag is strong and derived from its version (`"v3"`); the caching plugin appends the
@@ -14,7 +14,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
 import type { Item } from './store.ts'
 import { evaluatePreconditions, hasPreconditions, httpDate, strongETag } from '../../edge/conditional.ts'
-import { notFound, preconditionFailed, preconditionRequired } from '../../core/errors.ts'
+import { notFound, preconditionFailed } from '../../core/errors.ts'
 
 export const ITEMS_PATH = '/api/v1/items'
 const DEFAULT_LIMIT = 20
@@ -26,7 +26,16 @@ const ItemInput = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
   // Bounded so one item stays small; unique because a tag set with repeats is a client bug.
   tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 20, uniqueItems: true }))
-}, { additionalProperties: false, description: 'An item as a client writes it' })
+}, { additionalProperties: false, description: 'An item as a client writes it', examples: [{ name: 'Espresso grinder', tags: ['kitchen', 'coffee'] }] })
+
+const EXAMPLE_ITEM = {
+  id: '01J9Z3K4XQ7V8N2M5P6R0T1W2Y',
+  name: 'Espresso grinder',
+  tags: ['kitchen', 'coffee'],
+  version: 3,
+  createdAt: '2026-10-21T07:20:00.000Z',
+  updatedAt: '2026-10-21T07:28:00.000Z'
+}
 
 const ItemSchema = Type.Object({
   id: Type.String({ description: 'Opaque identifier' }),
@@ -35,21 +44,22 @@ const ItemSchema = Type.Object({
   version: Type.Integer({ minimum: 1, description: '1 on creation, +1 per update; drives the ETag' }),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' })
-}, { description: 'The item, with its ETag and Last-Modified in the headers' })
+}, { description: 'The item, with its ETag and Last-Modified in the headers', examples: [EXAMPLE_ITEM] })
 type ItemJson = Static<typeof ItemSchema>
 
 const ItemPage = Type.Object({
   items: Type.Array(ItemSchema),
   nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as `cursor` for the next page; null on the last page' })
-}, { description: 'One page of items, oldest first' })
+}, { description: 'One page of items, oldest first', examples: [{ items: [EXAMPLE_ITEM], nextCursor: 'MDFKOVozSzRYUTdWOE4yTTVQNlIwVDFXMlk' }] })
 
 const ListQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: DEFAULT_LIMIT })),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'nextCursor of the previous page' }))
 })
-const ItemParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+const ItemParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64, examples: [EXAMPLE_ITEM.id] }) })
 // No body: `type: 'null'` tells OpenAPI so, `undefined` lets the handler send nothing at all.
 const noBody = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })
+// Declared where the handler answers 304 itself; the API document adds the 304 of every ETag route anyway.
 const NotModified = noBody('Not Modified: the representation you hold (If-None-Match / If-Modified-Since) is current')
 const NoContent = noBody('Deleted')
 
@@ -81,10 +91,11 @@ function collectionRoutes (fastify: Routes, { config: write, bodyLimit }: WriteP
     config: { auth: false, cache: { noCache: true, etag: 'computed' } },
     schema: {
       tags: ['items'],
+      operationId: 'listItems',
       summary: 'List items',
       description: 'Items in creation order, `limit` per page (1–100, default 20). Carries a weak ETag; If-None-Match → 304.',
       querystring: ListQuery,
-      response: { 200: ItemPage, 304: NotModified }
+      response: { 200: ItemPage }
     }
   }, async (request) => {
     const page = await fastify.items.list(request.query.limit ?? DEFAULT_LIMIT, request.query.cursor)
@@ -96,6 +107,7 @@ function collectionRoutes (fastify: Routes, { config: write, bodyLimit }: WriteP
     bodyLimit,
     schema: {
       tags: ['items'],
+      operationId: 'createItem',
       summary: 'Create an item',
       description: 'Needs scope items:write. Answers 201 with Location and the new ETag.',
       body: ItemInput,
@@ -115,6 +127,7 @@ function itemRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy)
     config: { auth: false, cache: { noCache: true, etag: 'resource' } },
     schema: {
       tags: ['items'],
+      operationId: 'getItem',
       summary: 'Read an item',
       description: 'Carries a strong ETag and Last-Modified; If-None-Match / If-Modified-Since → 304.',
       params: ItemParams,
@@ -132,10 +145,11 @@ function itemRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy)
   })
 
   fastify.put(`${ITEMS_PATH}/:id`, {
-    config: write,
+    config: { ...write, preconditions: 'required' },
     bodyLimit,
     schema: {
       tags: ['items'],
+      operationId: 'replaceItem',
       summary: 'Replace an item',
       description: 'Needs scope items:write and If-Match with the ETag you read: 428 without it, 412 when the item changed since. Answers 200 with the new ETag.',
       params: ItemParams,
@@ -143,7 +157,6 @@ function itemRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy)
       response: { 200: ItemSchema }
     }
   }, async (request, reply) => {
-    if (request.headers['if-match'] === undefined) throw preconditionRequired()
     const current = await fastify.items.get(request.params.id)
     if (current === undefined) throw notFound('item')
     const outcome = evaluatePreconditions(request.method, request.headers, { etag: etagOf(current), lastModified: current.updatedAt })
@@ -155,9 +168,10 @@ function itemRoutes (fastify: Routes, { config: write, bodyLimit }: WritePolicy)
   })
 
   fastify.delete(`${ITEMS_PATH}/:id`, {
-    config: write,
+    config: { ...write, preconditions: 'optional' },
     schema: {
       tags: ['items'],
+      operationId: 'deleteItem',
       summary: 'Delete an item',
       description: 'Needs scope items:write. Honours If-Match, If-None-Match and If-Unmodified-Since when sent (412 when one does not hold).',
       params: ItemParams,

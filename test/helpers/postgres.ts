@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { once } from 'node:events'
 import pg from 'pg'
 import { freePort } from './ports.ts'
+import { stopChild } from './child-process.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -112,12 +113,8 @@ export async function startPostgres (t: Teardown): Promise<TestPostgres> {
   const stop = async () => {
     const running = proc
     proc = undefined
-    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
-    const exited = once(running, 'exit')
-    running.kill('SIGINT')
-    const timer = setTimeout(() => running.kill('SIGKILL'), STOP_TIMEOUT_MS)
-    await exited
-    clearTimeout(timer)
+    // SIGINT: PostgreSQL's fast shutdown.
+    await stopChild(running, 'SIGINT', STOP_TIMEOUT_MS)
   }
   const start = async () => {
     const child = spawn(join(bins.dir, 'postgres'), [

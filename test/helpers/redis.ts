@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { connect } from 'node:net'
 import { once } from 'node:events'
 import { freePort } from './ports.ts'
+import { stopChild } from './child-process.ts'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -75,10 +76,7 @@ export async function startRedis (t: Teardown): Promise<TestRedis> {
   const stop = async () => {
     const running = proc
     proc = undefined
-    if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
-    const exited = once(running, 'exit')
-    running.kill('SIGKILL')
-    await exited
+    await stopChild(running, 'SIGKILL')
   }
   const start = async () => {
     const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -219,3 +219,51 @@ t.test('app.close() ends open streams instead of waiting for them', async (t) =>
     t.pass(h1 ? 'HTTP/1.1' : 'HTTP/2')
   }
 })
+
+t.test('stream:ready carries the stream\'s connectionId: unguessable, one per stream', async (t) => {
+  const server = await listen(t)
+  const ids = []
+  for (const h1 of [false, true]) {
+    const sse = await openSse(t, server, { h1 })
+    const ready = JSON.parse((await sse.next(isEvent('stream:ready'))).data!)
+    t.match(ready, { rooms: ['lobby'], connectionId: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/ })
+    ids.push(ready.connectionId)
+  }
+  t.not(ids[0], ids[1])
+})
+
+t.test('refusals are readable by the refused page: Access-Control-Allow-Origin names its Origin (no credentials); a stream that opens is unchanged', async (t) => {
+  const server = await listen(t)
+  const evil = 'https://evil.example'
+  const foreign = await openSse(t, server, { headers: { origin: evil } })
+  t.equal(foreign.status, 403)
+  t.equal(foreign.headers['access-control-allow-origin'], evil)
+  t.match(foreign.headers.vary, /\bOrigin\b/i)
+  t.equal(foreign.headers['access-control-allow-credentials'], undefined)
+  t.match(JSON.parse(await foreign.body()), { code: 'FORBIDDEN' })
+
+  const own = `https://127.0.0.1:${server.port}`
+  // The page is the server's own: over HTTP/2 the authority it was addressed to must say so.
+  const fromOwn = { origin: own, ':authority': `127.0.0.1:${server.port}` }
+  for (const h1 of [false, true]) {
+    const bad = await openSse(t, server, { h1, token: null, path: '/sse?room=lobby&access_token=not-a-jwt', headers: h1 ? { origin: own } : fromOwn })
+    t.equal(bad.status, 401)
+    t.equal(bad.headers['access-control-allow-origin'], own, h1 ? 'HTTP/1.1' : 'HTTP/2')
+    t.match(bad.headers.vary, /\bOrigin\b/i)
+  }
+  const opened = await openSse(t, server, { headers: fromOwn })
+  t.equal(opened.status, 200)
+  t.equal(opened.headers['access-control-allow-origin'], undefined, 'no CORS header on the stream itself')
+  await opened.next(isEvent('stream:ready'))
+})
+
+t.test('with CORS_ORIGINS, a listed origin\'s refusals keep the CORS answer it always gets', async (t) => {
+  const server = await listen(t, { CORS_ORIGINS: 'https://app.example' })
+  const bad = await openSse(t, server, { token: 'not-a-jwt', headers: { origin: 'https://app.example' } })
+  t.equal(bad.status, 401)
+  t.equal(bad.headers['access-control-allow-origin'], 'https://app.example')
+  t.equal(bad.headers['access-control-allow-credentials'], 'true')
+  const foreign = await openSse(t, server, { headers: { origin: 'https://evil.example' } })
+  t.equal(foreign.headers['access-control-allow-origin'], 'https://evil.example')
+  t.equal(foreign.headers['access-control-allow-credentials'], undefined)
+})

@@ -3,8 +3,10 @@
 // lifecycle are in test/realtime/plugin.test.ts.
 
 import t from 'tap'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import WebSocket from 'ws'
 import { ROOT, listen } from '../helpers/app.ts'
 import { h1request, h2request, h2session } from '../helpers/http.ts'
 import { testToken, tokenFixture } from '../helpers/tokens.ts'
@@ -77,6 +79,36 @@ t.test('the handshake refuses before the upgrade: never a 101', async (t) => {
     t.equal(res.headers.upgrade, 'websocket')
     t.match(JSON.parse(res.body), { status: 426, code: 'UPGRADE_REQUIRED', requestId: String })
   })
+})
+
+t.test('refusals are readable by the refused page (a diagnostic fetch after a failed open): Access-Control-Allow-Origin names its Origin, without credentials', async (t) => {
+  const server = await listen(t)
+  const evil = 'https://evil.example'
+  const own = `https://127.0.0.1:${server.port}`
+  const foreign = await upgradeStatus(server, { headers: { origin: evil } })
+  t.equal(foreign.status, 403)
+  t.equal(foreign.headers['access-control-allow-origin'], evil)
+  t.match(foreign.headers.vary, /\bOrigin\b/i)
+  t.equal(foreign.headers['access-control-allow-credentials'], undefined)
+
+  const bad = await upgradeStatus(server, { token: 'not-a-jwt', queryToken: true, headers: { origin: own } })
+  t.equal(bad.status, 401)
+  t.equal(bad.headers['access-control-allow-origin'], own)
+
+  // What a page's fetch('/ws?access_token=…') sees: a plain GET, no upgrade.
+  const probe = await h1request(`${server.url}/ws?access_token=${encodeURIComponent(testToken())}`, { ca: server.ca, headers: { origin: own } })
+  t.equal(probe.status, 426)
+  t.equal(probe.headers['access-control-allow-origin'], own)
+  const session = await h2session(server.url, { ca: server.ca })
+  t.teardown(() => session.close())
+  const refused = await h2request(session, '/ws?access_token=not-a-jwt', { origin: evil })
+  t.equal(refused.status, 403, 'over HTTP/2')
+  t.equal(refused.headers['access-control-allow-origin'], evil)
+
+  const upgraded = new WebSocket(`${server.url.replace(/^http/, 'ws')}/ws`, { ca: server.ca, servername: 'localhost', headers: { origin: own, authorization: `Bearer ${testToken()}` } } as ConstructorParameters<typeof WebSocket>[2])
+  t.teardown(() => upgraded.terminate())
+  const [response] = await once(upgraded, 'upgrade') as [{ headers: Record<string, unknown> }]
+  t.equal(response.headers['access-control-allow-origin'], undefined, 'a 101 is unchanged')
 })
 
 t.test('with TLS=off the server\'s own origin is its listening address (or localhost on loopback); a rebound host name is foreign', async (t) => {
