@@ -2,16 +2,19 @@
 // (fetch, unlike EventSource, sends the token as a header, reads a refusal's status, and sets
 // Last-Event-ID itself), and `POST /events?stream=<connectionId>` for what a WebSocket would send,
 // each answered by its own HTTP response. The stream's room set is fixed: joining or leaving opens a
-// new link. Standard fetch and streams only, as in browsers and Node.
+// new link. A stream needs a room, so a link without one has no stream: the handshake probe checks
+// token and Origin, and its events go without `?stream=` (those that need no room still work).
+// Standard fetch and streams only, as in browsers and Node.
 
 import { KeelClientError, problemError } from './errors.ts'
 import { EventStreamParser } from './event-stream.ts'
 import { isRecord, type Envelope } from './frames.ts'
-import { httpUrl, type FetchLike } from './handshake-probe.ts'
+import { httpUrl, probeHandshake, type FetchLike } from './handshake-probe.ts'
 import { ABNORMAL_CLOSURE, TOKEN_EXPIRED } from './transport.ts'
 
 /** The data of the stream's first event. */
 export interface StreamReady {
+  /** Empty for a link without a stream (no room). */
   connectionId: string
   rooms: string[]
   /** Per room resumed from Last-Event-ID: true = everything after the cursor follows. */
@@ -65,6 +68,10 @@ export class SseLink {
   /** Opens the stream; the handlers say how it went. */
   open (): void {
     const { url, token, rooms, cursor } = this.#options
+    if (rooms.length === 0) {
+      this.#openWithoutStream()
+      return
+    }
     const stream = httpUrl(url, 'sse')
     for (const room of rooms) stream.searchParams.append('room', room)
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'text/event-stream' }
@@ -81,7 +88,7 @@ export class SseLink {
   async post (frame: string): Promise<Envelope> {
     const { url, token } = this.#options
     const events = httpUrl(url, 'events')
-    events.searchParams.set('stream', this.#connectionId ?? '')
+    if (this.#connectionId !== undefined && this.#connectionId !== '') events.searchParams.set('stream', this.#connectionId)
     const response = await this.#options.fetch(events.href, {
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
@@ -103,6 +110,26 @@ export class SseLink {
   close (): void {
     this.#finished = true
     this.#abort.abort()
+  }
+
+  /** No room, no stream: the same handshake a stream would meet, asked at /ws (426 = it passed). */
+  #openWithoutStream (): void {
+    const { url, token, fetch, handlers } = this.#options
+    const socketUrl = new URL(url)
+    socketUrl.searchParams.set('access_token', token)
+    probeHandshake(fetch, socketUrl.href, this.#abort.signal).then((verdict) => {
+      if (verdict === 'upgrade-blocked') {
+        this.#connectionId = ''
+        if (!this.#finished) handlers.ready({ connectionId: '', rooms: [] })
+        return
+      }
+      if (verdict === 'retry') {
+        this.#lost(ABNORMAL_CLOSURE, 'the server did not answer')
+        return
+      }
+      const status = verdict === 'unauthorized' ? 401 : 403
+      if (this.#finish()) handlers.refused(new KeelClientError(verdict === 'unauthorized' ? 'UNAUTHORIZED' : 'FORBIDDEN', `the server answered ${status}`, { status }))
+    }, () => {})
   }
 
   async #read (response: Response): Promise<void> {

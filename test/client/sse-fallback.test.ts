@@ -41,10 +41,13 @@ interface FakeStream {
   aborted: boolean
 }
 
-/** A scripted Keel behind fetch: the probe's status, event streams, and POST /events answered by `answerPost`. */
-function fakeServer (probeStatus = 426) {
+/**
+ * A scripted Keel behind fetch: the probe of /ws answers `probeStatuses` in turn (426 once they run
+ * out), event streams the test writes into, and POST /events answered by `answerPost`.
+ */
+function fakeServer (probeStatuses: number[] = []) {
   const streams: FakeStream[] = []
-  const posts: Array<{ stream: string, body: any }> = []
+  const posts: Array<{ stream: string | null, body: any }> = []
   const probes: string[] = []
   let answerPost = (body: any): { status: number, body: unknown } => ({ status: 200, body: { event: 'ack', id: body.id, data: {} } })
   let refuseStream: { status: number, body: unknown } | undefined
@@ -53,11 +56,11 @@ function fakeServer (probeStatus = 426) {
     const headers = Object.fromEntries(Object.entries(init.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]))
     if (url.pathname === '/ws') {
       probes.push(url.searchParams.get('access_token') ?? '')
-      return new Response(null, { status: probeStatus })
+      return new Response(null, { status: probeStatuses.shift() ?? 426 })
     }
     if (url.pathname === '/events') {
       const body = JSON.parse(String(init.body))
-      posts.push({ stream: url.searchParams.get('stream') ?? '', body })
+      posts.push({ stream: url.searchParams.get('stream'), body })
       const answer = answerPost(body)
       return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'content-type': answer.status === 200 ? 'application/json' : 'application/problem+json' } })
     }
@@ -96,8 +99,8 @@ function fakeServer (probeStatus = 426) {
 
 const TOKEN = testToken({ sub: 'sse-user', scope: 'a b' })
 
-function sseClient (options: Partial<KeelClientOptions> = {}, probeStatus = 426) {
-  const server = fakeServer(probeStatus)
+function sseClient (options: Partial<KeelClientOptions> = {}, probeStatuses: number[] = []) {
+  const server = fakeServer(probeStatuses)
   const clock = new FakeClock()
   const sockets = fakeSockets()
   const client = new KeelClient({
@@ -115,13 +118,11 @@ function sseClient (options: Partial<KeelClientOptions> = {}, probeStatus = 426)
   return { client, server, clock, sockets }
 }
 
-/** A client that fell back and is connected over SSE (stream 1, no rooms). */
+/** A client that fell back and is connected over SSE, in no room yet (so with no stream). */
 async function overSse (options: Partial<KeelClientOptions> = {}) {
   const fake = sseClient(options)
   const ready = fake.client.connect()
   if (options.transport !== 'sse') fake.sockets.last().drop(1006, '')
-  const stream = await fake.server.stream(1)
-  stream.event('stream:ready', { rooms: [], connectionId: 'sse-1' })
   await ready
   return fake
 }
@@ -130,7 +131,7 @@ async function overSse (options: Partial<KeelClientOptions> = {}) {
 async function joinOverSse (fake: Awaited<ReturnType<typeof overSse>>, room: string, n: number, recovered?: Record<string, boolean>) {
   const join = fake.client.join(room)
   const stream = await fake.server.stream(n)
-  stream.event('stream:ready', { rooms: stream.rooms, connectionId: `sse-${n}`, ...(recovered === undefined ? {} : { recovered }) })
+  stream.event('stream:ready', { connectionId: `sse-${n}`, rooms: stream.rooms, ...(recovered === undefined ? {} : { recovered }) })
   return { ack: await join, stream }
 }
 
@@ -144,22 +145,23 @@ async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
   throw new Error('expected a rejection')
 }
 
-t.test('a WebSocket that does not open while the server answers 426: the client falls back to SSE with the token as a header', async (t) => {
+t.test('a WebSocket that does not open while the server answers 426: the client falls back to SSE', async (t) => {
   const fake = sseClient()
   const fallbacks = record(fake.client, 'fallback')
   const ready = fake.client.connect()
   fake.sockets.last().drop(1006, '')
-  const stream = await fake.server.stream(1)
-  t.same(fake.server.probes, [TOKEN], 'the probe asked the /ws URL with the token')
-  t.equal(stream.headers.authorization, `Bearer ${TOKEN}`)
-  t.same(stream.rooms, [])
-  t.equal(stream.headers['last-event-id'], undefined, 'nothing to resume')
-  stream.write(': ping\n\nretry: 2000\n\n')
-  stream.event('stream:ready', { rooms: [], connectionId: 'sse-1' })
-  t.same(await ready, { connectionId: 'sse-1', user: { sub: 'sse-user', scopes: ['a', 'b'], exp: JSON.parse(atob(TOKEN.split('.')[1]!)).exp } }, 'the user as the token names it')
+  const exp = (JSON.parse(atob(TOKEN.split('.')[1]!)) as { exp: number }).exp
+  t.same(await ready, { connectionId: '', user: { sub: 'sse-user', scopes: ['a', 'b'], exp } }, 'in no room there is no stream yet; the user as the token names it')
+  t.same(fake.server.probes, [TOKEN, TOKEN], 'the probe of the failed socket, then the handshake check of the SSE connection')
   t.equal(fake.client.transport, 'sse')
   t.same(fallbacks.map((f) => f.transport), ['sse'])
   t.equal(fake.sockets.sockets.length, 1, 'one WebSocket attempt')
+
+  const { stream } = await joinOverSse(fake, 'lobby', 1)
+  t.equal(stream.headers.authorization, `Bearer ${TOKEN}`, 'the stream sends the token as a header')
+  t.equal(stream.headers['last-event-id'], undefined, 'nothing to resume')
+  stream.write(': ping\n\nretry: 2000\n\n')
+  t.equal(fake.client.ready?.connectionId, 'sse-1')
 })
 
 t.test('transport: websocket never falls back; transport: sse never opens a WebSocket', async (t) => {
@@ -168,22 +170,35 @@ t.test('transport: websocket never falls back; transport: sse never opens a WebS
   ws.sockets.last().drop(1006, '')
   t.match(await rejection(ready), { code: 'CLOSED' })
   t.same(ws.server.streams, [])
+  t.same(ws.server.probes, [TOKEN], 'only the probe that found the upgrade refused')
 
   const sse = await overSse({ transport: 'sse' })
   t.equal(sse.sockets.sockets.length, 0)
-  t.same(sse.server.probes, [])
   t.equal(sse.client.transport, 'sse')
+})
+
+t.test('over SSE, the handshake refusals stop the client like a WebSocket\'s: 401 UNAUTHORIZED, 403 ORIGIN_REFUSED; 503 is retried', async (t) => {
+  for (const [status, code] of [[401, 'UNAUTHORIZED'], [403, 'ORIGIN_REFUSED']] as const) {
+    const fake = sseClient({ transport: 'sse' }, [status])
+    const reconnecting = record(fake.client, 'reconnecting')
+    t.match(await rejection(fake.client.connect()), { code, status })
+    t.same(reconnecting, [], `${status}: no retry`)
+  }
+  const fake = sseClient({ transport: 'sse' }, [503])
+  const reconnecting = record(fake.client, 'reconnecting')
+  const ready = fake.client.connect()
+  await until(() => reconnecting.length > 0, WAIT_MS, 'a retry')
+  fake.clock.advance(1000)
+  t.equal((await ready).connectionId, '', 'connected on the next attempt')
 })
 
 t.test('over SSE, join() opens a stream with the new room set beside the old one, which closes once the new one is ready', async (t) => {
   const fake = await overSse()
-  const first = fake.server.last()
-  const { ack, stream } = await joinOverSse(fake, 'lobby', 2)
+  const { ack, stream } = await joinOverSse(fake, 'lobby', 1)
   t.same(stream.rooms, ['lobby'])
   t.same(ack, { room: 'lobby', joined: true, seq: 0 })
-  t.ok(first.aborted, 'the old stream was closed')
   t.same(fake.client.rooms, ['lobby'])
-  t.equal(fake.client.ready?.connectionId, 'sse-2', 'requests now name the new stream')
+  t.equal(fake.client.ready?.connectionId, 'sse-1', 'requests now name the stream')
 
   const messages = record(fake.client, 'room:message')
   const gaps = record(fake.client, 'gap')
@@ -194,35 +209,40 @@ t.test('over SSE, join() opens a stream with the new room set beside the old one
   t.same(messages.map((m) => m.seq), [4, 5], 'the first message sets the baseline; a repeated seq is dropped')
   t.same(gaps, [])
 
-  const second = await joinOverSse(fake, 'news', 3, { lobby: true })
+  const second = await joinOverSse(fake, 'news', 2, { lobby: true })
   t.same(second.stream.rooms, ['lobby', 'news'])
   t.same(JSON.parse(second.stream.headers['last-event-id']!), { lobby: 5 }, 'the joined rooms resume from their cursor')
-  t.ok(stream.aborted)
+  t.ok(stream.aborted, 'the old stream was closed')
 
   const leave = fake.client.leave('lobby')
-  const third = await fake.server.stream(4)
+  const third = await fake.server.stream(3)
   t.same(third.rooms, ['news'])
-  third.event('stream:ready', { rooms: ['news'], connectionId: 'sse-4' })
+  third.event('stream:ready', { connectionId: 'sse-3', rooms: ['news'] })
   t.same(await leave, { room: 'lobby', left: true })
   t.same(fake.client.rooms, ['news'])
+  t.ok(second.stream.aborted)
 })
 
 t.test('over SSE, a refused join rejects with FORBIDDEN and the current stream goes on', async (t) => {
   const fake = await overSse()
-  const first = fake.server.last()
+  const { stream } = await joinOverSse(fake, 'lobby', 1)
   fake.server.refuseNextStream(403, { code: 'FORBIDDEN', detail: 'you may not join room "user:bob"' })
   t.match(await rejection(fake.client.join('user:bob')), { code: 'FORBIDDEN', message: 'you may not join room "user:bob"' })
-  t.notOk(first.aborted)
-  t.same(fake.client.rooms, [])
+  t.notOk(stream.aborted)
+  t.same(fake.client.rooms, ['lobby'])
   t.equal(fake.client.state, 'open')
 })
 
 t.test('over SSE, requests go as POST /events?stream=<connectionId> and resolve with the ack; a problem+json refusal rejects with its code', async (t) => {
   const fake = await overSse()
-  await joinOverSse(fake, 'lobby', 2)
+  fake.server.answerPosts((body) => ({ status: 200, body: { event: 'ack', id: body.id, data: { time: 1 } } }))
+  t.same(await fake.client.request('ping'), { time: 1 })
+  t.same(fake.server.posts.at(-1), { stream: null, body: { event: 'ping', id: 'c:1' } }, 'in no room: no stream named')
+
+  await joinOverSse(fake, 'lobby', 1)
   fake.server.answerPosts((body) => ({ status: 200, body: { event: 'ack', id: body.id, data: { room: 'lobby', seq: 7 } } }))
   t.same(await fake.client.publish('lobby', { text: 'hi' }), { room: 'lobby', seq: 7 })
-  t.same(fake.server.posts.at(-1), { stream: 'sse-2', body: { event: 'room:publish', data: { room: 'lobby', payload: { text: 'hi' } }, id: 'c:1' } })
+  t.same(fake.server.posts.at(-1), { stream: 'sse-1', body: { event: 'room:publish', data: { room: 'lobby', payload: { text: 'hi' } }, id: 'c:2' } })
   t.equal(fake.client.lastSeq('lobby'), 7, 'our own publish counts as seen')
 
   fake.server.answerPosts(() => ({ status: 429, body: { code: 'RATE_LIMITED', detail: 'slow down' } }))
@@ -239,8 +259,8 @@ t.test('over SSE, requests go as POST /events?stream=<connectionId> and resolve 
 
 t.test('over SSE, a lost stream reconnects with Last-Event-ID and reports resumed per room', async (t) => {
   const fake = await overSse()
-  const { stream } = await joinOverSse(fake, 'lobby', 2)
-  await joinOverSse(fake, 'news', 3)
+  const { stream } = await joinOverSse(fake, 'lobby', 1)
+  await joinOverSse(fake, 'news', 2)
   const current = fake.server.last()
   current.event('room:message', { room: 'lobby', from: 'bob', payload: 'a', seq: 3 }, '{"lobby":3}')
   current.event('room:message', { room: 'news', from: 'bob', payload: 'b', seq: 9 }, '{"lobby":3,"news":9}')
@@ -254,10 +274,10 @@ t.test('over SSE, a lost stream reconnects with Last-Event-ID and reports resume
   await until(() => closes.length > 0, WAIT_MS, 'the close event')
   t.match(closes, [{ code: 1006, reconnect: true }])
   fake.clock.advance(1000)
-  const next = await fake.server.stream(4)
+  const next = await fake.server.stream(3)
   t.same(next.rooms, ['lobby', 'news'])
   t.same(JSON.parse(next.headers['last-event-id']!), { lobby: 3, news: 9 })
-  next.event('stream:ready', { rooms: ['lobby', 'news'], connectionId: 'sse-5', recovered: { lobby: true, news: false } })
+  next.event('stream:ready', { connectionId: 'sse-3', rooms: ['lobby', 'news'], recovered: { lobby: true, news: false } })
   await until(() => resumed.length >= 2, WAIT_MS, 'resumed events')
   t.same(resumed, [{ room: 'lobby', recovered: true, seq: 3 }, { room: 'news', recovered: false, seq: 9 }])
   next.event('room:message', { room: 'lobby', from: 'bob', payload: 'replayed', seq: 3 }, '{"lobby":3}')
@@ -269,32 +289,26 @@ t.test('over SSE, a lost stream reconnects with Last-Event-ID and reports resume
 
 t.test('over SSE, an expired token (error event, then the end) stops a client with a static token: UNAUTHORIZED', async (t) => {
   const fake = await overSse()
+  const { stream } = await joinOverSse(fake, 'lobby', 1)
   const closes = record(fake.client, 'close')
-  const stream = fake.server.last()
   stream.event('error', { code: 'UNAUTHORIZED', message: 'access token expired' })
   stream.end()
   await until(() => closes.length > 0, WAIT_MS, 'the close event')
   t.match(closes, [{ code: 4001, reconnect: false, error: { code: 'UNAUTHORIZED', closeCode: 4001 } }])
   t.equal(fake.client.state, 'closed')
+  t.same(fake.client.rooms, ['lobby'], 'rooms are kept for a later connect()')
 })
 
-t.test('a stream refused with 401 stops a static token; 400 stops with REFUSED; 503 is retried', async (t) => {
-  for (const [status, code, retried] of [[401, 'UNAUTHORIZED', false], [400, 'REFUSED', false], [503, undefined, true]] as const) {
-    const fake = sseClient({ transport: 'sse', reconnect: { baseMs: 100, capMs: 1000, maxAttempts: 1 } })
-    const reconnecting = record(fake.client, 'reconnecting')
-    fake.server.refuseNextStream(status, { code: 'X', detail: `status ${status}` })
-    const ready = fake.client.connect()
-    if (retried) {
-      await until(() => reconnecting.length > 0, WAIT_MS, 'a retry')
-      fake.clock.advance(1000)
-      const stream = await fake.server.stream(1)
-      stream.event('stream:ready', { rooms: [], connectionId: 'sse-1' })
-      t.equal((await ready).connectionId, 'sse-1', `${status}: retried`)
-    } else {
-      t.match(await rejection(ready), { code, status }, `${status}: ${code}`)
-      t.same(reconnecting, [])
-    }
-  }
+t.test('over SSE, a reconnect the server refuses with a 400 stops the client with REFUSED', async (t) => {
+  const fake = await overSse()
+  const { stream } = await joinOverSse(fake, 'lobby', 1)
+  const closes = record(fake.client, 'close')
+  fake.server.refuseNextStream(400, { code: 'BAD_REQUEST', detail: 'Last-Event-ID is not an id this stream sent' })
+  stream.end()
+  await until(() => closes.length > 0, WAIT_MS, 'the close event')
+  fake.clock.advance(1000)
+  await until(() => closes.length > 1, WAIT_MS, 'the final close event')
+  t.match(closes[1], { reconnect: false, error: { code: 'REFUSED', status: 400, message: /Last-Event-ID/ } })
 })
 
 // ---- Against the real app, behind a proxy that refuses WebSocket upgrades ----
