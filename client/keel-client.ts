@@ -110,6 +110,9 @@ function randomPrefix (): string {
   return uuid ?? Math.random().toString(36).slice(2)
 }
 
+/** Upgrades refused in a row, with the server answering, before the client falls back to SSE. */
+const BLOCKED_UPGRADES_BEFORE_FALLBACK = 2
+
 const notConnected = (event: string, why = 'not connected'): KeelClientError =>
   new KeelClientError(KeelClientErrorCode.NOT_CONNECTED, `cannot send "${event}": ${why}`)
 
@@ -136,6 +139,8 @@ export class KeelClient {
   #currentToken = ''
   /** A 401 made the client ask the token function again; a second one in a row stops it. */
   #tokenRetried = false
+  /** Attempts in a row whose upgrade was refused while the server answered (see #onProbe). */
+  #blockedUpgrades = 0
   /** SSE joins and leaves, one at a time: each reopens the stream with the room set before it. */
   #membership: Promise<unknown> = Promise.resolve()
   #ready: ReadyData | undefined
@@ -206,6 +211,7 @@ export class KeelClient {
       this.#state = 'connecting'
       this.#attempts = 0
       this.#tokenRetried = false
+      this.#blockedUpgrades = 0
       this.#transport = this.#transportChoice === 'sse' ? 'sse' : 'websocket'
       this.#attempt()
     }
@@ -430,6 +436,7 @@ export class KeelClient {
     this.#ready = data
     this.#attempts = 0
     this.#tokenRetried = false
+    this.#blockedUpgrades = 0
     const waiters = this.#connectWaiters
     this.#connectWaiters = []
     // Re-join before anything else goes out, so the app's first frames find the rooms joined.
@@ -525,6 +532,12 @@ export class KeelClient {
     if (verdict === 'unauthorized') this.#tokenRefused()
     else if (verdict === 'origin-refused') this.#originRefused()
     else if (verdict === 'upgrade-blocked' && this.#transportChoice === 'auto') {
+      // Once may be a race (the socket met a server still starting that the probe then found up):
+      // the WebSocket is tried again at once, and only a second refusal in a row means it is blocked.
+      if (++this.#blockedUpgrades < BLOCKED_UPGRADES_BEFORE_FALLBACK) {
+        this.#attempt()
+        return
+      }
       this.#transport = 'sse'
       this.#emit('fallback', { transport: 'sse', reason: 'the server answers, but a WebSocket upgrade to it is refused' })
       this.#attempt()

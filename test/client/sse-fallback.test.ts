@@ -118,11 +118,18 @@ function sseClient (options: Partial<KeelClientOptions> = {}, probeStatuses: num
   return { client, server, clock, sockets }
 }
 
+/** Refuses the client's WebSocket twice (what it takes to fall back), the server answering 426 to each probe. */
+async function refuseUpgrades (fake: ReturnType<typeof sseClient>): Promise<void> {
+  fake.sockets.last().drop(1006, '')
+  await until(() => fake.sockets.sockets.length === 2, WAIT_MS, 'the second WebSocket attempt')
+  fake.sockets.last().drop(1006, '')
+}
+
 /** A client that fell back and is connected over SSE, in no room yet (so with no stream). */
 async function overSse (options: Partial<KeelClientOptions> = {}) {
   const fake = sseClient(options)
   const ready = fake.client.connect()
-  if (options.transport !== 'sse') fake.sockets.last().drop(1006, '')
+  if (options.transport !== 'sse') await refuseUpgrades(fake)
   await ready
   return fake
 }
@@ -148,20 +155,38 @@ async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
 t.test('a WebSocket that does not open while the server answers 426: the client falls back to SSE', async (t) => {
   const fake = sseClient()
   const fallbacks = record(fake.client, 'fallback')
+  const reconnecting = record(fake.client, 'reconnecting')
   const ready = fake.client.connect()
+  fake.sockets.last().drop(1006, '')
+  await until(() => fake.sockets.sockets.length === 2, WAIT_MS, 'the second WebSocket attempt')
+  t.same(fallbacks, [], 'one refused upgrade may be a race with a restart: the WebSocket is tried again at once')
+  t.same(reconnecting, [], 'without a backoff')
   fake.sockets.last().drop(1006, '')
   const exp = (JSON.parse(atob(TOKEN.split('.')[1]!)) as { exp: number }).exp
   t.same(await ready, { connectionId: '', user: { sub: 'sse-user', scopes: ['a', 'b'], exp } }, 'in no room there is no stream yet; the user as the token names it')
-  t.same(fake.server.probes, [TOKEN, TOKEN], 'the probe of the failed socket, then the handshake check of the SSE connection')
+  t.same(fake.server.probes, [TOKEN, TOKEN, TOKEN], 'a probe after each failed socket, then the handshake check of the SSE connection')
   t.equal(fake.client.transport, 'sse')
   t.same(fallbacks.map((f) => f.transport), ['sse'])
-  t.equal(fake.sockets.sockets.length, 1, 'one WebSocket attempt')
+  t.equal(fake.sockets.sockets.length, 2, 'two WebSocket attempts')
 
   const { stream } = await joinOverSse(fake, 'lobby', 1)
   t.equal(stream.headers.authorization, `Bearer ${TOKEN}`, 'the stream sends the token as a header')
   t.equal(stream.headers['last-event-id'], undefined, 'nothing to resume')
   stream.write(': ping\n\nretry: 2000\n\n')
   t.equal(fake.client.ready?.connectionId, 'sse-1')
+})
+
+t.test('one refused upgrade followed by a WebSocket that opens (a server restarting meanwhile) stays on WebSocket', async (t) => {
+  const fake = sseClient()
+  const fallbacks = record(fake.client, 'fallback')
+  const ready = fake.client.connect()
+  fake.sockets.last().drop(1006, '')
+  await until(() => fake.sockets.sockets.length === 2, WAIT_MS, 'the second WebSocket attempt')
+  fake.sockets.last().accept('ws-1')
+  t.equal((await ready).connectionId, 'ws-1')
+  t.equal(fake.client.transport, 'websocket')
+  t.same(fallbacks, [])
+  t.same(fake.server.streams, [])
 })
 
 t.test('transport: websocket never falls back; transport: sse never opens a WebSocket', async (t) => {
