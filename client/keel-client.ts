@@ -85,6 +85,11 @@ export interface KeelClientOptions {
   /** From opening a socket to `connection:ready`; past it the attempt counts as failed. Default 10 s. */
   connectTimeoutMs?: number
   /**
+   * How long the plain GET that asks why a WebSocket did not open may take; past it the attempt counts
+   * as failed and is retried. Default 5 s.
+   */
+  probeTimeoutMs?: number
+  /**
    * How long an unacknowledged `room:publish` is kept to be re-sent, with the same envelope id, after
    * a reconnect (the server acknowledges a repeated id again without publishing twice). Keep it below
    * the server's dedup window. Default 30 s.
@@ -121,6 +126,7 @@ export class KeelClient {
   readonly #token: KeelClientOptions['token']
   readonly #createSocket: (url: string) => WebSocketLike
   readonly #connectTimeoutMs: number
+  readonly #probeTimeoutMs: number
   readonly #reconnect: ResolvedReconnectPolicy
   readonly #random: () => number
   readonly #clock: KeelClock
@@ -159,6 +165,7 @@ export class KeelClient {
     this.#token = options.token
     this.#createSocket = options.createSocket ?? openGlobalWebSocket
     this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000
+    this.#probeTimeoutMs = options.probeTimeoutMs ?? 5000
     this.#reconnect = resolveReconnectPolicy(options.reconnect)
     this.#random = options.random ?? Math.random
     this.#clock = options.clock ?? systemClock
@@ -518,10 +525,10 @@ export class KeelClient {
     else this.#giveUp(code, reason, false)
   }
 
-  /** Asks why the socket did not open (handshake-probe.ts), within `connectTimeoutMs`, and acts on it; `code` and `reason` are the socket's. */
+  /** Asks why the socket did not open (handshake-probe.ts), within `probeTimeoutMs`, and acts on it; `code` and `reason` are the socket's. */
   #probe (token: string, epoch: number, code: number, reason: string): void {
     const abort = new AbortController()
-    const timer = this.#clock.setTimeout(() => { abort.abort() }, this.#connectTimeoutMs)
+    const timer = this.#clock.setTimeout(() => { abort.abort() }, this.#probeTimeoutMs)
     probeHandshake(this.#fetch, this.#socketUrl(token), abort.signal).then((verdict) => {
       this.#clock.clearTimeout(timer)
       if (epoch === this.#epoch) this.#onProbe(verdict, code, reason)

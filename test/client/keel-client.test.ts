@@ -275,6 +275,23 @@ t.test('an upgrade that never reaches connection:ready is abandoned after connec
   t.equal((await ready).connectionId, 'conn-1')
 })
 
+t.test('a probe that gets no answer is abandoned after probeTimeoutMs and the attempt retried', async (t) => {
+  const hanging = async (_url: string, init?: RequestInit): Promise<Response> => await new Promise((_resolve, reject) => {
+    init?.signal?.addEventListener('abort', () => { reject(new Error('aborted')) })
+  })
+  const { client, clock, sockets } = fakeClient({ fetch: hanging, probeTimeoutMs: 2000 })
+  const reconnecting = record(client, 'reconnecting')
+  client.connect().catch(() => {})
+  sockets.last().drop()
+  clock.advance(1999)
+  await flushMicrotasks()
+  t.same(reconnecting, [], 'still asking')
+  clock.advance(1)
+  await flushMicrotasks()
+  t.same(reconnecting.map((r) => r.attempt), [1], 'retried')
+  client.close()
+})
+
 t.test('sequenced messages: duplicates dropped, gaps reported, own publishes neither', async (t) => {
   const fake = await connected()
   const { client, sockets } = fake
