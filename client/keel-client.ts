@@ -259,6 +259,8 @@ export class KeelClient {
   /** Joins a room; the client re-joins it after every reconnect until `leave(room)` or `close()`. */
   async join (room: string): Promise<JoinAck> {
     const existing = this.#rooms.get(room)
+    // Over SSE a member is in the stream already: nothing to reopen.
+    if (this.#sse !== undefined && existing?.joined === true) return { room, joined: false, seq: existing.lastSeq ?? 0 }
     const sequence = existing ?? new RoomSequence()
     if (existing === undefined) this.#rooms.set(room, sequence)
     try {
@@ -560,7 +562,7 @@ export class KeelClient {
       // The same 403 names a refused room or a refused Origin: without the rooms, the next attempt tells which.
       for (const room of rooms) {
         this.#rooms.delete(room)
-        this.#emit('room:lost', { room, error: new KeelClientError(KeelClientErrorCode.CLOSED, err.message, { status }) })
+        this.#emit('room:lost', { room, error: new KeelClientError('FORBIDDEN', err.message, { status }) })
       }
       this.#attempt()
     } else if (status === 403) this.#originRefused()

@@ -234,6 +234,7 @@ t.test('over SSE, join() opens a stream with the new room set beside the old one
   t.same(messages.map((m) => m.seq), [4, 5], 'the first message sets the baseline; a repeated seq is dropped')
   t.same(gaps, [])
 
+  t.same(await fake.client.join('lobby'), { room: 'lobby', joined: false, seq: 5 }, 'joining again reopens nothing')
   const second = await joinOverSse(fake, 'news', 2, { lobby: true })
   t.same(second.stream.rooms, ['lobby', 'news'])
   t.same(JSON.parse(second.stream.headers['last-event-id']!), { lobby: 5 }, 'the joined rooms resume from their cursor')
