@@ -5,12 +5,12 @@
 // refusing its Origin or its token stops it with a typed error in one attempt; and behind a proxy
 // that refuses WebSocket upgrades it falls back to SSE and still exchanges room messages.
 
-import { readdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import type { Page } from 'puppeteer-core'
-import { ensureDevCertificate } from '../../core/dev-cert.ts'
-import { spawnServer, tempDir, waitListening, type Spawned } from '../helpers/app.ts'
+import type { Browser, Page } from 'puppeteer-core'
+import { DEV_CERT_FILE, DEV_KEY_FILE, ensureDevCertificate } from '../../core/dev-cert.ts'
+import { listen, spawnServer, tempDir, waitListening } from '../helpers/app.ts'
 import { browserSkipReason, launchChromium, servePage } from '../helpers/browser.ts'
 import { buildClient, nextEvent, testClient } from '../helpers/keel-client.ts'
 import { startNoUpgradeProxy } from '../helpers/no-upgrade-proxy.ts'
@@ -73,43 +73,47 @@ declare global {
   var keelPage: Harness
 }
 
-/** A Keel spawned on a fixed port (so it can restart there) with its certificate, Redis and the page's origin allowed. */
-interface Stage {
-  cert: Buffer
-  key: Buffer
-  keel: Spawned
-  keelUrl: string
-  page: Page
-  pageOrigin: string
-  restart: () => Promise<void>
+/** What every test here shares: one certificate (one pin covers Keel, the page's site and the proxy), the site, one Chromium. */
+interface Shared { cert: Buffer, key: Buffer, pageOrigin: string, browser: Browser }
+
+let shared: Promise<Shared> | undefined
+
+/** Built on first use; the site and the browser close when the file's tests end. */
+async function setUp (): Promise<Shared> {
+  shared ??= (async () => {
+    const pair = await ensureDevCertificate(tempDir('keel-browser-cert-'))
+    const tls = { cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile) }
+    const built = buildClient()
+    const files: Record<string, string | Buffer> = { '/': PAGE }
+    for (const name of readdirSync(built)) if (name.endsWith('.js')) files[`/keel-client/${name}`] = readFileSync(join(built, name))
+    const { origin } = await servePage(t, tls, files)
+    return { ...tls, pageOrigin: origin, browser: await launchChromium(t, tls.cert) }
+  })()
+  return await shared
 }
 
-async function stage (t: Teardown, env: (pageOrigin: string) => Record<string, string> = (origin) => ({ CORS_ORIGINS: origin })): Promise<Stage> {
+/** A working directory whose certs/ holds the shared pair, which the server then serves. */
+function serverDir (s: Shared): string {
   const cwd = tempDir()
-  // The server finds this pair in its certs/ and uses it; the page's site and the proxy serve it too, so one pin covers all.
-  const pair = await ensureDevCertificate(join(cwd, 'certs'))
-  const tls = { cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile) }
-  const built = buildClient()
-  const files: Record<string, string | Buffer> = { '/': PAGE }
-  for (const name of readdirSync(built)) if (name.endsWith('.js')) files[`/keel-client/${name}`] = readFileSync(join(built, name))
-  const { origin } = await servePage(t, tls, files)
+  mkdirSync(join(cwd, 'certs'))
+  writeFileSync(join(cwd, 'certs', DEV_CERT_FILE), s.cert)
+  writeFileSync(join(cwd, 'certs', DEV_KEY_FILE), s.key, { mode: 0o600 })
+  return cwd
+}
 
-  const redis = await startRedis(t)
-  const port = await freePort()
-  const serverEnv = { PORT: String(port), REDIS_URL: redis.url, ...env(origin) }
-  const start = async () => await waitListening(spawnServer(t, serverEnv, cwd))
-  const s: Stage = { cert: tls.cert, key: tls.key, keel: await start(), keelUrl: `https://127.0.0.1:${port}`, page: undefined as unknown as Page, pageOrigin: origin, restart: async () => {} }
-  s.restart = async () => {
-    s.keel.proc.kill('SIGTERM')
-    await s.keel.exited
-    s.keel = await start()
-  }
+/** A new tab on the page, once its module script has run; closed when the test ends. */
+async function openPage (t: Teardown, s: Shared): Promise<Page> {
+  const page = await s.browser.newPage()
+  t.teardown(async () => { await page.close() })
+  await page.goto(`${s.pageOrigin}/`, { waitUntil: 'load', timeout: WAIT_MS })
+  await page.waitForFunction('document.title === "ready"', { timeout: WAIT_MS })
+  return page
+}
 
-  const browser = await launchChromium(t, tls.cert)
-  s.page = await browser.newPage()
-  await s.page.goto(`${origin}/`, { waitUntil: 'load', timeout: WAIT_MS })
-  await s.page.waitForFunction('document.title === "ready"', { timeout: WAIT_MS })
-  return s
+/** Keel in this process (no restart needed) serving the shared certificate. */
+async function keelHere (t: Teardown, s: Shared, env: Record<string, string>): Promise<{ url: string, ca: Buffer }> {
+  const server = await listen(t, env, serverDir(s))
+  return { url: server.url, ca: s.cert }
 }
 
 /** The first event the page recorded that matches, once it has (bounded). */
@@ -126,74 +130,89 @@ async function pageEvents (page: Page, event: string): Promise<PageEvent[]> {
 }
 
 const wsUrl = (httpsUrl: string): string => httpsUrl.replace(/^https/, 'wss') + '/ws'
-const skip = browserSkipReason() || redisSkipReason()
+const skip = browserSkipReason()
 
-t.test('in Chromium, the built client imported by a plain module script connects, joins, publishes with an ack, receives, and resumes a restart with no gap', { skip }, async (t) => {
-  const s = await stage(t)
-  t.equal(await s.page.evaluate(() => typeof keelPage.start), 'function', 'the page imported the built client from a plain <script type="module">')
+t.test('in Chromium, the built client imported by a plain module script connects, joins, publishes with an ack, receives, and resumes a restart with no gap', { skip: skip || redisSkipReason() }, async (t) => {
+  const s = await setUp()
+  const redis = await startRedis(t)
+  const port = await freePort()
+  const cwd = serverDir(s)
+  const start = async () => await waitListening(spawnServer(t, { PORT: String(port), REDIS_URL: redis.url, CORS_ORIGINS: s.pageOrigin }, cwd))
+  let keel = await start()
+  const keelUrl = `https://127.0.0.1:${port}`
+  const page = await openPage(t, s)
+  t.equal(await page.evaluate(() => typeof keelPage.start), 'function', 'the page imported the built client from a plain <script type="module">')
 
-  const { client: peer } = testClient(t, { url: s.keelUrl, ca: s.cert }, { sub: 'peer', ackTimeoutMs: WAIT_MS })
+  const { client: peer } = testClient(t, { url: keelUrl, ca: s.cert }, { sub: 'peer', ackTimeoutMs: WAIT_MS })
   await peer.connect()
   await peer.join('lobby')
 
-  const started = await s.page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, holdable: true, reconnect: { baseMs: 50, capMs: 500 } }), wsUrl(s.keelUrl), testToken({ sub: 'browser' }))
+  const started = await page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, holdable: true, reconnect: { baseMs: 50, capMs: 500 } }), wsUrl(keelUrl), testToken({ sub: 'browser' }))
   t.match(started, { value: { user: { sub: 'browser' } } }, 'connects')
-  t.equal(await s.page.evaluate(() => keelPage.transport()), 'websocket')
+  t.equal(await page.evaluate(() => keelPage.transport()), 'websocket')
 
-  t.match(await s.page.evaluate(async () => await keelPage.call('join', 'lobby')), { value: { room: 'lobby', joined: true } }, 'joins a room')
+  t.match(await page.evaluate(async () => await keelPage.call('join', 'lobby')), { value: { room: 'lobby', joined: true } }, 'joins a room')
 
   const toPeer = nextEvent(peer, 'room:message', () => true, WAIT_MS)
-  t.match(await s.page.evaluate(async () => await keelPage.call('publish', 'lobby', 'from the browser')), { value: { room: 'lobby', seq: 1 } }, 'publishes with an ack')
+  t.match(await page.evaluate(async () => await keelPage.call('publish', 'lobby', 'from the browser')), { value: { room: 'lobby', seq: 1 } }, 'publishes with an ack')
   t.match(await toPeer, { from: 'browser', payload: 'from the browser', seq: 1 }, 'the peer got it')
 
   await peer.publish('lobby', 'to the browser')
-  t.match(await pageEvent(s.page, 'room:message', { payload: 'to the browser' }), { data: { from: 'peer', seq: 2 } }, 'receives another client\'s message')
+  t.match(await pageEvent(page, 'room:message', { payload: 'to the browser' }), { data: { from: 'peer', seq: 2 } }, 'receives another client\'s message')
 
   // Restart: the page stays offline until the peer has published into the restarted server.
-  await s.page.evaluate(() => { keelPage.holdConnections() })
+  await page.evaluate(() => { keelPage.holdConnections() })
   const peerBack = nextEvent(peer, 'resumed', () => true, WAIT_MS * 2)
-  await s.restart()
+  keel.proc.kill('SIGTERM')
+  await keel.exited
+  keel = await start()
   t.match(await peerBack, { room: 'lobby', recovered: true })
   await peer.publish('lobby', 'while the browser was away')
-  await s.page.evaluate(() => { keelPage.releaseConnections() })
-  t.match(await pageEvent(s.page, 'resumed', { room: 'lobby' }), { data: { recovered: true } }, 'resumed {recovered: true} after the restart (Redis kept the history)')
-  t.match(await pageEvent(s.page, 'room:message', { payload: 'while the browser was away' }), { data: { seq: 3 } }, 'what it missed came')
-  t.same(await pageEvents(s.page, 'gap'), [], 'no gap')
-  t.same((await pageEvents(s.page, 'room:message')).map((e) => e.data.seq), [2, 3], 'each message once, in order')
+  await page.evaluate(() => { keelPage.releaseConnections() })
+  t.match(await pageEvent(page, 'resumed', { room: 'lobby' }), { data: { recovered: true } }, 'resumed {recovered: true} after the restart (Redis kept the history)')
+  t.match(await pageEvent(page, 'room:message', { payload: 'while the browser was away' }), { data: { seq: 3 } }, 'what it missed came')
+  t.same(await pageEvents(page, 'gap'), [], 'no gap')
+  t.same((await pageEvents(page, 'room:message')).map((e) => e.data.seq), [2, 3], 'each message once, in order')
 })
 
 t.test('in Chromium, a server refusing the page\'s Origin stops the client with ORIGIN_REFUSED in one attempt', { skip }, async (t) => {
-  const s = await stage(t, () => ({ CORS_ORIGINS: 'https://some-other-site.example' }))
-  const started = await s.page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, reconnect: { baseMs: 50, capMs: 100, maxAttempts: 2 } }), wsUrl(s.keelUrl), testToken({ sub: 'browser' }))
+  const s = await setUp()
+  const keel = await keelHere(t, s, { CORS_ORIGINS: 'https://some-other-site.example' })
+  const page = await openPage(t, s)
+  const started = await page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, reconnect: { baseMs: 50, capMs: 100, maxAttempts: 2 } }), wsUrl(keel.url), testToken({ sub: 'browser' }))
   t.match(started, { error: { typed: true, name: 'KeelClientError', code: 'ORIGIN_REFUSED', status: 403 } })
-  t.same(await pageEvents(s.page, 'reconnecting'), [], 'no retry')
+  t.same(await pageEvents(page, 'reconnecting'), [], 'no retry')
 })
 
 t.test('in Chromium, a server refusing the token stops the client with UNAUTHORIZED in one attempt', { skip }, async (t) => {
-  const s = await stage(t)
-  const started = await s.page.evaluate(async (url: string) => await keelPage.start({ url, token: 'not-a-token', reconnect: { baseMs: 50, capMs: 100, maxAttempts: 2 } }), wsUrl(s.keelUrl))
+  const s = await setUp()
+  const keel = await keelHere(t, s, { CORS_ORIGINS: s.pageOrigin })
+  const page = await openPage(t, s)
+  const started = await page.evaluate(async (url: string) => await keelPage.start({ url, token: 'not-a-token', reconnect: { baseMs: 50, capMs: 100, maxAttempts: 2 } }), wsUrl(keel.url))
   t.match(started, { error: { typed: true, code: 'UNAUTHORIZED', status: 401 } })
-  t.same(await pageEvents(s.page, 'reconnecting'), [], 'no retry')
+  t.same(await pageEvents(page, 'reconnecting'), [], 'no retry')
 })
 
 t.test('in Chromium behind a proxy that refuses WebSocket upgrades, the client falls back to SSE and still exchanges room messages', { skip }, async (t) => {
-  const s = await stage(t)
-  const proxy = await startNoUpgradeProxy(t, s.keelUrl, { cert: s.cert, key: s.key, ca: s.cert })
-  const { client: peer } = testClient(t, { url: s.keelUrl, ca: s.cert }, { sub: 'peer', ackTimeoutMs: WAIT_MS })
+  const s = await setUp()
+  const keel = await keelHere(t, s, { CORS_ORIGINS: s.pageOrigin })
+  const page = await openPage(t, s)
+  const proxy = await startNoUpgradeProxy(t, keel.url, { cert: s.cert, key: s.key, ca: s.cert })
+  const { client: peer } = testClient(t, keel, { sub: 'peer', ackTimeoutMs: WAIT_MS })
   await peer.connect()
   await peer.join('lobby')
 
-  const started = await s.page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, reconnect: { baseMs: 50, capMs: 500, maxAttempts: 3 } }), wsUrl(proxy.url), testToken({ sub: 'browser' }))
+  const started = await page.evaluate(async (url: string, token: string) => await keelPage.start({ url, token, reconnect: { baseMs: 50, capMs: 500, maxAttempts: 3 } }), wsUrl(proxy.url), testToken({ sub: 'browser' }))
   t.match(started, { value: { connectionId: String } }, 'connected')
   t.ok(proxy.refusedUpgrades() >= 1, 'the WebSocket upgrade was tried and refused')
-  t.match(await pageEvent(s.page, 'fallback'), { data: { transport: 'sse' } }, 'a fallback event')
-  t.equal(await s.page.evaluate(() => keelPage.transport()), 'sse', 'the connection runs over SSE')
+  t.match(await pageEvent(page, 'fallback'), { data: { transport: 'sse' } }, 'a fallback event')
+  t.equal(await page.evaluate(() => keelPage.transport()), 'sse', 'the connection runs over SSE')
 
-  t.match(await s.page.evaluate(async () => await keelPage.call('join', 'lobby')), { value: { room: 'lobby', joined: true } }, 'joins over SSE')
+  t.match(await page.evaluate(async () => await keelPage.call('join', 'lobby')), { value: { room: 'lobby', joined: true } }, 'joins over SSE')
   await peer.publish('lobby', 'to the browser over SSE')
-  t.match(await pageEvent(s.page, 'room:message', { payload: 'to the browser over SSE' }), { data: { from: 'peer', seq: 1 } }, 'receives room messages over SSE')
+  t.match(await pageEvent(page, 'room:message', { payload: 'to the browser over SSE' }), { data: { from: 'peer', seq: 1 } }, 'receives room messages over SSE')
 
   const toPeer = nextEvent(peer, 'room:message', () => true, WAIT_MS)
-  t.match(await s.page.evaluate(async () => await keelPage.call('publish', 'lobby', 'over POST /events')), { value: { room: 'lobby', seq: 2 } }, 'publishes with an ack over POST /events')
+  t.match(await page.evaluate(async () => await keelPage.call('publish', 'lobby', 'over POST /events')), { value: { room: 'lobby', seq: 2 } }, 'publishes with an ack over POST /events')
   t.match(await toPeer, { from: 'browser', payload: 'over POST /events', seq: 2 })
 })
