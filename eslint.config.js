@@ -2,7 +2,7 @@
 import neostandard from 'neostandard'
 
 export default [
-  ...neostandard({ ts: true, ignores: ['node_modules', 'coverage', '.tap', 'data', 'certs/*.pem'] }),
+  ...neostandard({ ts: true, ignores: ['node_modules', 'coverage', '.tap', 'data', 'certs/*.pem', 'client/dist'] }),
   {
     // `const X = {...} as const` + `type X = ...` is our erasable replacement for enums.
     rules: { '@typescript-eslint/no-redeclare': 'off', 'no-redeclare': 'off' }

@@ -41,6 +41,10 @@ export class PendingRequests {
     this.#options = options
   }
 
+  get ackTimeoutMs (): number {
+    return this.#options.ackTimeoutMs
+  }
+
   /** A new request with a fresh id, not sent yet. A `room:publish` keeps its id across reconnects. */
   add (event: string, data: unknown, done: Answer): PendingRequest {
     const id = `${this.#options.idPrefix}${++this.#nextId}`

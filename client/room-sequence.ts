@@ -22,20 +22,24 @@ export class RoomSequence {
     return this.#last
   }
 
-  /** The first join completed: messages seen while joining already count, the ack's seq is the baseline. */
-  joinedAt (seq: number): void {
+  /**
+   * The first join completed: messages seen while joining already count, the ack's seq is the baseline.
+   * Undefined (an SSE stream names no seq): the first message sets the baseline.
+   */
+  joinedAt (seq: number | undefined): void {
     this.joined = true
-    this.#last = Math.max(this.#last ?? 0, seq)
+    if (seq !== undefined) this.#last = Math.max(this.#last ?? 0, seq)
   }
 
   /**
    * Re-joined after a reconnect. Recovered: the missed messages came before the ack, keep counting.
    * Not: the ack's seq is a new baseline (a restarted server counts from 1 again, and those messages
-   * must not be taken for duplicates).
+   * must not be taken for duplicates). Undefined (an SSE stream names no seq): recovered keeps the
+   * count, not recovered lets the next message set the baseline.
    */
-  resumedAt (seq: number, recovered: boolean): void {
+  resumedAt (seq: number | undefined, recovered: boolean): void {
     if (recovered) {
-      this.#last = Math.max(this.#last ?? 0, seq)
+      if (seq !== undefined) this.#last = Math.max(this.#last ?? 0, seq)
       return
     }
     this.#last = seq

@@ -12,7 +12,10 @@ import { nextEvent, record, testClient, trustedSocket } from '../helpers/keel-cl
 const BASE = 100
 const CAP = 1000
 
-/** A client on a fake socket and clock; `random` answers `randoms` in turn (0.5 once they run out). */
+/** The probe after a failed open finds no server: the attempt counts as failed, to be retried. */
+const offline = async (): Promise<Response> => { throw new TypeError('fetch failed') }
+
+/** A client on a fake socket, clock and network; `random` answers `randoms` in turn (0.5 once they run out). */
 function fakeClient (options: Partial<KeelClientOptions> = {}, randoms: number[] = []) {
   const clock = new FakeClock()
   const sockets = fakeSockets()
@@ -20,6 +23,7 @@ function fakeClient (options: Partial<KeelClientOptions> = {}, randoms: number[]
     url: 'wss://keel.test/ws',
     token: 'token-1',
     createSocket: sockets.createSocket,
+    fetch: offline,
     clock,
     random: () => randoms.shift() ?? 0.5,
     ackTimeoutMs: 1000,
@@ -144,6 +148,7 @@ t.test('reconnect delays grow exponentially, are jittered by the injected random
     clock.advance(1)
     t.equal(sockets.sockets.length, before + 1, `attempt ${attempt} opens a socket after ${delay} ms`)
     sockets.last().drop() // refused before open: a failed attempt
+    await flushMicrotasks() // the probe's answer: no server
   }
   const expected = randoms.map((r, i) => ({ attempt: i + 1, delayMs: Math.floor(r * Math.min(CAP, BASE * 2 ** i)) }))
   t.same(reconnecting.slice(0, randoms.length), expected)
@@ -158,8 +163,10 @@ t.test('the backoff starts over after a successful connection', async (t) => {
   sockets.last().drop()
   clock.advance(reconnecting.at(-1)!.delayMs)
   sockets.last().drop()
+  await flushMicrotasks()
   clock.advance(reconnecting.at(-1)!.delayMs)
   sockets.last().drop()
+  await flushMicrotasks()
   t.same(reconnecting.map((r) => r.attempt), [1, 2, 3])
   clock.advance(reconnecting.at(-1)!.delayMs)
   sockets.last().accept('conn-2')
@@ -173,10 +180,13 @@ t.test('after maxAttempts failed attempts the client gives up: close {reconnect:
   const closes = record(client, 'close')
   const ready = client.connect()
   sockets.last().drop()
+  await flushMicrotasks()
   clock.advance(CAP)
   sockets.last().drop()
+  await flushMicrotasks()
   clock.advance(CAP)
   sockets.last().drop(1006, 'refused')
+  await flushMicrotasks()
   t.match(await rejection(ready), { code: 'CLOSED', closeCode: 1006 })
   t.equal(sockets.sockets.length, 3, 'the first attempt and two retries')
   t.same(closes, [{ code: 1006, reason: 'refused', reconnect: false }])
@@ -210,12 +220,14 @@ t.test('close() during a reconnect wait cancels it', async (t) => {
   t.equal(sockets.sockets.length, 1)
 })
 
-t.test('token expiry (4001): a static token stops the client; a token function is asked for a new one', async (t) => {
+t.test('token expiry (4001): a static token stops the client with UNAUTHORIZED; a token function is asked for a new one', async (t) => {
   t.test('static token', async (t) => {
     const { client, clock, sockets } = await connected()
     const closes = record(client, 'close')
+    const pending = client.request('ping')
     sockets.last().drop(4001, 'access token expired')
-    t.same(closes, [{ code: 4001, reason: 'access token expired', reconnect: false }])
+    t.match(closes, [{ code: 4001, reason: 'access token expired', reconnect: false, error: { code: 'UNAUTHORIZED', closeCode: 4001 } }])
+    t.match(await rejection(pending), { code: 'UNAUTHORIZED' }, 'what was pending fails with the same typed error')
     clock.advance(60_000)
     t.equal(sockets.sockets.length, 1)
     t.equal(client.state, 'closed')
@@ -256,10 +268,28 @@ t.test('an upgrade that never reaches connection:ready is abandoned after connec
   t.equal(first.closedByClient, undefined)
   clock.advance(1)
   t.same(first.closedByClient, { code: 1000, reason: 'no connection:ready in time' })
+  await flushMicrotasks()
   t.equal(client.state, 'reconnecting')
   clock.advance(BASE)
   sockets.last().accept()
   t.equal((await ready).connectionId, 'conn-1')
+})
+
+t.test('a probe that gets no answer is abandoned after probeTimeoutMs and the attempt retried', async (t) => {
+  const hanging = async (_url: string, init?: RequestInit): Promise<Response> => await new Promise((_resolve, reject) => {
+    init?.signal?.addEventListener('abort', () => { reject(new Error('aborted')) })
+  })
+  const { client, clock, sockets } = fakeClient({ fetch: hanging, probeTimeoutMs: 2000 })
+  const reconnecting = record(client, 'reconnecting')
+  client.connect().catch(() => {})
+  sockets.last().drop()
+  clock.advance(1999)
+  await flushMicrotasks()
+  t.same(reconnecting, [], 'still asking')
+  clock.advance(1)
+  await flushMicrotasks()
+  t.same(reconnecting.map((r) => r.attempt), [1], 'retried')
+  client.close()
 })
 
 t.test('sequenced messages: duplicates dropped, gaps reported, own publishes neither', async (t) => {
@@ -373,6 +403,7 @@ t.test('an unacknowledged publish fails with CLOSED once publishRetryMs has pass
   for (let i = 0; i < 10; i++) {
     fake.clock.advance(CAP)
     fake.sockets.last().drop()
+    await flushMicrotasks()
   }
   t.match(await rejection(publish), { code: 'CLOSED', message: /3000 ms/ })
 })

@@ -10,9 +10,10 @@ import ts from 'typescript'
 const ROOT = resolve(import.meta.dirname, '../..')
 const CLIENT = join(ROOT, 'client')
 
+/** The client's TypeScript sources (not its build output in dist/ nor its installed packages). */
 function clientFiles (): string[] {
   return readdirSync(CLIENT, { recursive: true, encoding: 'utf8' })
-    .filter((name) => name.endsWith('.ts'))
+    .filter((name) => name.endsWith('.ts') && !name.endsWith('.d.ts') && !/^(dist|node_modules)\//.test(name))
     .map((name) => join(CLIENT, name))
 }
 

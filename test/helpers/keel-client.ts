@@ -1,9 +1,14 @@
 // KeelClient against real test servers: a client whose sockets are `ws` sockets trusting the test
-// certificate (Node's global WebSocket cannot take a CA), and bounded waits for the client's events.
+// certificate, or Node's own WebSocket and fetch given a dispatcher that trusts it; bounded waits for
+// the client's events; and the client package built as `npm pack` builds it.
 
+import { join } from 'node:path'
 import type { ConnectionOptions } from 'node:tls'
+import ts from 'typescript'
+import { Agent } from 'undici'
 import WebSocket, { type ClientOptions } from 'ws'
-import { KeelClient, type KeelClientOptions, type KeelEventName, type KeelEvents } from '../../client/keel-client.ts'
+import { KeelClient, type FetchLike, type KeelClientOptions, type KeelEventName, type KeelEvents, type WebSocketLike } from '../../client/keel-client.ts'
+import { ROOT, tempDir } from './app.ts'
 import type { WsTarget } from './ws.ts'
 import { testToken } from './tokens.ts'
 
@@ -61,4 +66,52 @@ export function record<E extends KeelEventName> (client: KeelClient, event: E): 
   const seen: Array<KeelEvents[E]> = []
   client.on(event, (data) => { seen.push(data) })
   return seen
+}
+
+/** The client package's folder and its build configuration (what `npm pack` runs). */
+export const CLIENT_DIR = join(ROOT, 'client')
+
+let built: string | undefined
+
+/**
+ * Builds the client with client/tsconfig.build.json — the build `npm pack` runs — into a fresh
+ * directory (never client/dist, which belongs to whoever runs the build by hand); once per process.
+ * Returns the directory holding keel-client.js and its .d.ts files.
+ */
+export function buildClient (): string {
+  if (built !== undefined) return built
+  const outDir = tempDir('keel-client-build-')
+  const host: ts.ParseConfigFileHost = {
+    ...ts.sys,
+    onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n')) }
+  }
+  const parsed = ts.getParsedCommandLineOfConfigFile(join(CLIENT_DIR, 'tsconfig.build.json'), { outDir }, host)
+  if (parsed === undefined) throw new Error('client/tsconfig.build.json could not be read')
+  const program = ts.createProgram(parsed.fileNames, parsed.options)
+  const emitted = program.emit()
+  const problems = [...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics]
+  if (problems.length > 0) throw new Error(problems.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')).join('\n'))
+  built = outDir
+  return outDir
+}
+
+/** A dispatcher for Node's own fetch and WebSocket that trusts the test server's certificate. */
+export function trustingAgent (t: Teardown, server: WsTarget): Agent {
+  const agent = new Agent({ connect: { ca: server.ca, servername: 'localhost' } })
+  t.teardown(() => agent.close())
+  return agent
+}
+
+/** Node's global fetch through `agent`, with `headers` added (e.g. an Origin, as a browser page would send). */
+export function nodeFetch (agent: Agent, headers: Record<string, string> = {}): FetchLike {
+  return async (input, init = {}) => await fetch(input, { ...init, headers: { ...init.headers as Record<string, string>, ...headers }, dispatcher: agent } as RequestInit)
+}
+
+/** Node's global WebSocket through `agent`, with `headers` added; every socket goes into `opened`. */
+export function nodeSocket (agent: Agent, headers: Record<string, string> = {}, opened: WebSocketLike[] = []): (url: string) => WebSocketLike {
+  return (url) => {
+    const socket = new globalThis.WebSocket(url, { dispatcher: agent, headers } as unknown as string[])
+    opened.push(socket)
+    return socket
+  }
 }
