@@ -4,6 +4,7 @@
 // as it is created), pg and ioredis for the database and Redis. Keel's own spans (outbound calls,
 // SQLite, realtime events) are written with @opentelemetry/api and need nothing here.
 
+import { randomUUID } from 'node:crypto'
 import { register } from 'node:module'
 import { NodeSDK, core, resources, tracing } from '@opentelemetry/sdk-node'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
@@ -36,6 +37,8 @@ export async function startTracing (config: TelemetryConfig): Promise<void> {
   const exporter = new OTLPTraceExporter({ url: config.tracesUrl, headers: config.headers })
   const sdk = new NodeSDK({
     resource: resources.resourceFromAttributes({
+      // Tells this process's spans from another instance's; OTEL_RESOURCE_ATTRIBUTES may name it instead.
+      'service.instance.id': randomUUID(),
       ...config.resourceAttributes,
       'service.name': config.serviceName,
       'service.version': config.serviceVersion

@@ -51,6 +51,8 @@ export interface OtlpReceiver {
   requests: Array<{ contentType: string | undefined, headers: Record<string, string | string[] | undefined> }>
   /** Resolves with the first span (received already or later) that matches; rejects after `timeoutMs`. */
   waitForSpan: (match: (span: ReceivedSpan) => boolean, timeoutMs?: number) => Promise<ReceivedSpan>
+  /** Resolves once `count` spans match, with them; rejects after `timeoutMs`. */
+  waitForSpans: (match: (span: ReceivedSpan) => boolean, count: number, timeoutMs?: number) => Promise<ReceivedSpan[]>
 }
 
 function valueOf (value: AnyValue): unknown {
@@ -121,27 +123,30 @@ export async function startOtlpReceiver (t: Teardown): Promise<OtlpReceiver> {
   await once(server, 'listening')
   t.teardown(() => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }))
 
+  function waitForSpans (match: (span: ReceivedSpan) => boolean, count: number, timeoutMs = 15_000): Promise<ReceivedSpan[]> {
+    const matching = () => spans.filter(match)
+    if (matching().length >= count) return Promise.resolve(matching().slice(0, count))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        waiters.delete(check)
+        reject(new Error(`${matching().length} of ${count} matching spans within ${timeoutMs} ms; received: ${spans.map((s) => s.name).join(', ')}`))
+      }, timeoutMs)
+      function check (): void {
+        const found = matching()
+        if (found.length < count) return
+        clearTimeout(timer)
+        waiters.delete(check)
+        resolve(found.slice(0, count))
+      }
+      waiters.add(check)
+    })
+  }
+
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     spans,
     requests,
-    waitForSpan (match, timeoutMs = 15_000) {
-      const found = spans.find(match)
-      if (found !== undefined) return Promise.resolve(found)
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(check)
-          reject(new Error(`no matching span within ${timeoutMs} ms; received: ${spans.map((s) => s.name).join(', ')}`))
-        }, timeoutMs)
-        function check (): void {
-          const span = spans.find(match)
-          if (span === undefined) return
-          clearTimeout(timer)
-          waiters.delete(check)
-          resolve(span)
-        }
-        waiters.add(check)
-      })
-    }
+    waitForSpan: async (match, timeoutMs) => (await waitForSpans(match, 1, timeoutMs))[0]!,
+    waitForSpans
   }
 }
