@@ -38,7 +38,8 @@ closeWithGrace({
   if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs))
   await app.close()
   app.log.info('closed')
-  await shutdownTelemetry()
+  const unexported = await shutdownTelemetry()
+  if (unexported !== undefined) app.log.warn({ err: unexported }, 'the last spans were not exported')
 })
 
 process.on('SIGHUP', () => {
