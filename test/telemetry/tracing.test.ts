@@ -112,6 +112,10 @@ t.test('a room message published on one instance and delivered on another is one
     t.same(delivery.links, [{ traceId: publish.traceId, spanId: publish.spanId }], 'linked to the publishing span')
     t.match(delivery.attributes, { 'keel.room': 'traced', 'messaging.operation.type': 'process' })
   }
+  // The Redis commands of the publish, by the ioredis instrumentation (hooked although Keel imports ioredis as ESM).
+  const command = await receiver.waitForSpan((s) => childOf(publish)(s) && s.scope.includes('ioredis'))
+  t.equal(command.kind, CLIENT)
+  t.match(command.attributes, { 'db.system.name': 'redis' })
   const outcomes = receiver.spans.filter((s) => s.name === 'ws room:join').map((s) => s.attributes['keel.outcome'])
   t.same(outcomes, ['ok', 'ok'], 'each join is a span with its outcome')
 })
