@@ -39,24 +39,29 @@ function endWithError (span: Span, err: unknown): void {
   span.end()
 }
 
+/** The HTTP client attributes every span of a call carries; computed only for a recorded call. */
+function requestAttributes (call: CallDescription): Attributes {
+  const url = new URL(call.origin)
+  return {
+    'http.request.method': call.method,
+    'server.address': url.hostname,
+    'server.port': Number(url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port),
+    'url.full': call.origin + call.path
+  }
+}
+
 export class CallTrace {
   readonly #call: CallDescription
   readonly #span: Span
   readonly #context: Context
-  readonly #server: Attributes
+  readonly #server: Attributes = {}
   #retryReason: string | undefined
 
   constructor (call: CallDescription) {
     this.#call = call
-    const url = new URL(call.origin)
-    this.#server = {
-      'http.request.method': call.method,
-      'server.address': url.hostname,
-      'server.port': Number(url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port),
-      'url.full': call.origin + call.path
-    }
     this.#span = tracer.startSpan(`${call.method} ${call.upstream}`, { kind: SpanKind.INTERNAL }, call.parent)
     if (this.#span.isRecording()) {
+      this.#server = requestAttributes(call)
       this.#span.setAttributes({ ...this.#server, 'keel.upstream.name': call.upstream, 'keel.upstream.circuit_state': call.circuitState() })
     }
     this.#context = trace.setSpan(call.parent, this.#span)
