@@ -9,7 +9,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { SpanKind, SpanStatusCode, isSpanContextValid, trace, type Span } from '@opentelemetry/api'
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import { type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { AuthUser } from '../../auth/access-token.ts'
@@ -198,16 +198,10 @@ export class EventRouter {
 
   /**
    * Handles one client frame inside its span (see `#handle`): `keel.outcome` is `ok` or the error code
-   * sent. Each frame starts a trace of its own, linked to the connection's (its upgrade request's) span.
+   * sent. Each frame starts a trace of its own: a connection lives for hours, its frames are requests.
    */
   dispatch (session: RouterSession, raw: Buffer | string, isBinary = false): Promise<void> {
-    const connection = trace.getActiveSpan()?.spanContext()
-    const options = {
-      kind: SpanKind.SERVER,
-      root: true,
-      links: connection !== undefined && isSpanContextValid(connection) ? [{ context: connection }] : [],
-      attributes: { 'keel.connection.id': session.connectionId, 'keel.outcome': 'ok' }
-    }
+    const options = { kind: SpanKind.SERVER, root: true, attributes: { 'keel.connection.id': session.connectionId, 'keel.outcome': 'ok' } }
     return tracer.startActiveSpan(`ws ${INVALID_EVENT_LABEL}`, options, async (span) => {
       try {
         await this.#handle(session, raw, isBinary, span)

@@ -40,7 +40,7 @@ t.test('one trace: the inbound span under the caller\'s parent, the upstream cal
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
 
   // The quote route calls the upstream, the items route the database: two requests of the caller's one trace.
-  const quote = await h1request(`${keel.url}/api/v1/quotes/ACME`, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } })
+  const quote = await h1request(`${keel.url}/api/v1/quotes/ACME`, { headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: 'congo=t61rcWkgMzE' } })
   t.equal(quote.status, 200, quote.body)
   const items = await h1request(`${keel.url}/api/v1/items`, { headers: { traceparent: `00-${traceId}-1111111111111111-01` } })
   t.equal(items.status, 200, items.body)
@@ -69,6 +69,7 @@ t.test('one trace: the inbound span under the caller\'s parent, the upstream cal
   t.match(second.attributes, { 'http.response.status_code': 200, 'http.request.resend_count': 1, 'keel.upstream.retry_reason': 'http_503' })
   t.same(upstream.requests.map((r) => r.headers.traceparent), [first, second].map((a) => `00-${traceId}-${a.spanId}-01`),
     'each attempt names its own span to the upstream')
+  t.same(upstream.requests.map((r) => r.headers.tracestate), ['congo=t61rcWkgMzE', 'congo=t61rcWkgMzE'], 'the caller\'s tracestate travels on')
 
   const itemsSpan = await receiver.waitForSpan((s) => s.traceId === traceId && s.parentSpanId === '1111111111111111')
   t.equal(itemsSpan.name, 'GET /api/v1/items')
@@ -91,6 +92,8 @@ t.test('a room message published on one instance and delivered on another is one
   const [a, b] = await Promise.all([tracedKeel(t, receiver, env), tracedKeel(t, receiver, env)])
   const alice = await openSocket(t, a, { sub: 'alice' })
   const bob = await openSocket(t, b, { sub: 'bob' })
+  // A browser's token rides in the upgrade's query string: it must not reach a span.
+  const carol = await openSocket(t, b, { sub: 'carol', queryToken: true })
   await alice.request('room:join', { room: 'traced' })
   await bob.request('room:join', { room: 'traced' })
   const ack = await alice.request('room:publish', { room: 'traced', payload: { n: 1 } })
@@ -118,4 +121,10 @@ t.test('a room message published on one instance and delivered on another is one
   t.match(command.attributes, { 'db.system.name': 'redis' })
   const outcomes = receiver.spans.filter((s) => s.name === 'ws room:join').map((s) => s.attributes['keel.outcome'])
   t.same(outcomes, ['ok', 'ok'], 'each join is a span with its outcome')
+
+  // An upgrade's span lasts as long as its connection.
+  for (const socket of [alice, bob, carol]) socket.ws.close()
+  const upgrades = await receiver.waitForSpans((s) => s.name === 'GET /ws', 3)
+  for (const upgrade of upgrades) t.equal(upgrade.attributes['url.path'], '/ws')
+  t.notMatch(JSON.stringify(receiver.spans), /access_token|eyJ/, 'no token in any span')
 })
