@@ -3,7 +3,8 @@
 // bulkhead slot per call (circuit-breaker.ts, bulkhead.ts), the call's deadline and cancellation
 // (call-scope.ts), the request prepared once (outbound-request.ts), attempts with connect/headers/body
 // timeouts and decoding (attempt.ts), retried with jittered backoff within a retry budget
-// (retry-loop.ts), failures typed and sorted (failure-classification.ts). Framework-free;
+// (retry-loop.ts), failures typed and sorted (failure-classification.ts), a span per call and per
+// attempt (call-trace.ts, with OpenTelemetry's API: no-ops unless tracing runs). Framework-free;
 // outbound/plugin.ts wires the observer to metrics and logs.
 // The transport is an undici Pool (keep-alive, bounded connections). The retry loop is ours because
 // undici's RetryAgent has no jitter, no retry budget, no deadline, and caps Retry-After at 30 s.
