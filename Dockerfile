@@ -36,6 +36,7 @@ COPY auth ./auth
 COPY realtime ./realtime
 COPY outbound ./outbound
 COPY resources ./resources
+COPY telemetry ./telemetry
 # The code stays root-owned (the process cannot change it); it runs as the image's `node` user, by
 # number so Kubernetes can check runAsNonRoot. Writable: /app/data only (mount a volume there).
 USER 1000:1000
@@ -43,5 +44,6 @@ VOLUME ["/app/data"]
 # The API, and the metrics listener (METRICS_PORT; it binds METRICS_HOST, loopback unless set).
 EXPOSE 3000 9464
 # Keel drains and exits 0 on SIGTERM; exec form makes node PID 1, with no shell or npm to swallow it.
+# telemetry/register.ts starts tracing before the app when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 STOPSIGNAL SIGTERM
-CMD ["node", "server.ts"]
+CMD ["node", "--import", "./telemetry/register.ts", "server.ts"]

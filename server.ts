@@ -1,10 +1,12 @@
 // The process entry: load configuration, build the app, listen, and handle signals.
 // SIGTERM/SIGINT → not ready at once, stop accepting, finish in-flight work, exit 0 within
-// SHUTDOWN_TIMEOUT_MS (a second signal or the timeout forces exit 1). SIGHUP → reload TLS files.
+// SHUTDOWN_TIMEOUT_MS (a second signal or the timeout forces exit 1), the last spans exported when
+// tracing runs. SIGHUP → reload TLS files. Started as `node --import ./telemetry/register.ts server.ts`.
 
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, ConfigError, type Config } from './core/config.ts'
 import { buildApp, type App } from './app.ts'
+import { shutdownTelemetry } from './telemetry/lifecycle.ts'
 
 function fail (message: string): never {
   process.stderr.write(`keel: ${message}\n`)
@@ -36,6 +38,8 @@ closeWithGrace({
   if (config.shutdownDrainMs > 0) await new Promise((resolve) => setTimeout(resolve, config.shutdownDrainMs))
   await app.close()
   app.log.info('closed')
+  const unexported = await shutdownTelemetry()
+  if (unexported !== undefined) app.log.warn({ err: unexported }, 'the last spans were not exported')
 })
 
 process.on('SIGHUP', () => {

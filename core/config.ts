@@ -419,9 +419,76 @@ const metrics = section({
 })
 
 // ---------------------------------------------------------------------------------------------------
+// Tracing (telemetry/register.ts), by the standard OpenTelemetry variables. Off until an endpoint is set.
+
+// The resource's default service name and version: the package's own.
+const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string, version: string }
+// `key=value` pairs separated by commas, values percent-encoded (the OTLP headers and resource attributes form).
+const KEY_VALUE_LIST = '^\\s*[^\\s=,]+\\s*=[^,]*(,\\s*[^\\s=,]+\\s*=[^,]*)*$'
+// Samplers the SDK in use implements (jaeger_remote and xray need packages Keel does not ship).
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const
+
+/** `k1=v1,k2=v2` with percent-decoded values; a bad encoding names the variable, never the value. */
+function parseKeyValues (variable: string, text: string | undefined): Record<string, string> {
+  const pairs: Record<string, string> = {}
+  if (text === undefined) return pairs
+  for (const entry of text.split(',')) {
+    const at = entry.indexOf('=')
+    const key = entry.slice(0, at).trim()
+    try {
+      pairs[key] = decodeURIComponent(entry.slice(at + 1).trim())
+    } catch {
+      throw new ConfigError(variable, `has a value that is not percent-encoded for key "${key.slice(0, 64)}"`, expectedOf(variable))
+    }
+  }
+  return pairs
+}
+
+/** The traces URL: the signal's own endpoint as given, or the general endpoint with `/v1/traces` appended. */
+function tracesUrl (general: string | undefined, traces: string | undefined): string | undefined {
+  if (traces !== undefined) return traces
+  return general === undefined ? undefined : `${general.replace(/\/+$/, '')}/v1/traces`
+}
+
+const otel = section({
+  OTEL_SDK_DISABLED: env(Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }), 'true or false'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalUrl('an http(s) URL of an OTLP/HTTP collector (/v1/traces is appended)'),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalUrl('an http(s) URL receiving OTLP/HTTP traces, used as is'),
+  // The OTLP/HTTP JSON encoding is the one exporter installed; http/protobuf and grpc need other packages.
+  OTEL_EXPORTER_OTLP_PROTOCOL: oneOf(['http/json'], 'http/json'),
+  // Collector credentials (an API key header): a secret, never echoed.
+  OTEL_EXPORTER_OTLP_HEADERS: Type.Optional(env(Type.String({ pattern: KEY_VALUE_LIST }), 'comma-separated name=value pairs, values percent-encoded', { secret: true })),
+  OTEL_SERVICE_NAME: env(Type.String({ minLength: 1, maxLength: 255, default: PACKAGE.name }), 'a service name, 1–255 characters'),
+  OTEL_TRACES_SAMPLER: oneOf([...SAMPLERS], 'parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: env(Type.Number({ minimum: 0, maximum: 1, default: 1 }), 'a number 0–1, the fraction of traces sampled by the traceidratio samplers'),
+  OTEL_RESOURCE_ATTRIBUTES: Type.Optional(env(Type.String({ pattern: KEY_VALUE_LIST }), 'comma-separated key=value pairs, values percent-encoded')),
+  // Spans leave in batches at most 5 s old (the SDK's default): late enough to batch, soon enough to look.
+  OTEL_BSP_SCHEDULE_DELAY: int(10, 600_000, 5000, 'milliseconds, 10–600000')
+}, (e) => {
+  const url = tracesUrl(e.OTEL_EXPORTER_OTLP_ENDPOINT, e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  return {
+    otel: {
+      /** Tracing runs only with an endpoint and without OTEL_SDK_DISABLED=true; otherwise no SDK is loaded. */
+      enabled: url !== undefined && e.OTEL_SDK_DISABLED === 'false',
+      tracesUrl: url,
+      protocol: e.OTEL_EXPORTER_OTLP_PROTOCOL,
+      /** Sent with every export (a secret: never logged). */
+      headers: parseKeyValues('OTEL_EXPORTER_OTLP_HEADERS', e.OTEL_EXPORTER_OTLP_HEADERS),
+      serviceName: e.OTEL_SERVICE_NAME,
+      serviceVersion: PACKAGE.version,
+      sampler: e.OTEL_TRACES_SAMPLER,
+      /** The traceidratio samplers' fraction. */
+      samplerRatio: e.OTEL_TRACES_SAMPLER_ARG,
+      resourceAttributes: parseKeyValues('OTEL_RESOURCE_ATTRIBUTES', e.OTEL_RESOURCE_ATTRIBUTES),
+      exportDelayMs: e.OTEL_BSP_SCHEDULE_DELAY
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------------
 // Assembly. A new section is declared above and added to this list; nothing else changes.
 
-const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, database, realtime, upstreams, metrics] as const
+const SECTIONS = [server, tls, http, cors, loadShedding, rateLimit, auth, stores, database, realtime, upstreams, metrics, otel] as const
 
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never
 type Simplify<T> = { [K in keyof T]: T[K] } & {}
@@ -430,6 +497,8 @@ export type Config = Simplify<UnionToIntersection<ReturnType<typeof SECTIONS[num
 export type UpstreamPolicy = Config['upstreams']['policy']
 /** Where the resources' data lives (core/database.ts opens it). */
 export type DatabaseConfig = Config['database']
+/** How traces are exported (telemetry/tracing.ts starts the SDK with it). */
+export type TelemetryConfig = Config['otel']
 
 export const EnvSchema = Type.Object(Object.assign({}, ...SECTIONS.map((s) => s.vars)) as TProperties)
 

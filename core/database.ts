@@ -8,6 +8,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import fp from 'fastify-plugin'
+import { traceSqliteStatements } from '../telemetry/sqlite-spans.ts'
 import type { FastifyBaseLogger } from 'fastify'
 import type { DatabaseConfig } from './config.ts'
 import { PostgresDatabase } from './postgres.ts'
@@ -32,7 +33,7 @@ const SQLITE_BUSY = 5
 
 export function openSqlite (file: string): DatabaseSync {
   if (file !== MEMORY_DATABASE) mkdirSync(dirname(file), { recursive: true })
-  const db = new DatabaseSync(file)
+  const db = traceSqliteStatements(new DatabaseSync(file))
   // First: switching a new file to WAL takes a lock that a second instance starting at once must wait for.
   db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`)
   if (file !== MEMORY_DATABASE) {

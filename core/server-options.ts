@@ -11,6 +11,7 @@ import { ensureDevCertificate } from './dev-cert.ts'
 import { requestIdFor } from './request-id.ts'
 import { redactCredentials, redactQueryTokens } from './log-redaction.ts'
 import { clientErrorHandler, frameworkErrorHandler } from './error-handler.ts'
+import { TracedLogController, traceLogFields } from '../telemetry/log-fields.ts'
 
 export interface CreateServerOptions {
   /** Where logs go (default stdout). Tests pass a stream to read what was logged. */
@@ -47,7 +48,9 @@ function loggerOptions (config: Config, stream?: DestinationStream): FastifyServ
       path: redactUrl
     },
     // Whatever a line holds (an error's message, a driver's reason), a URL in it loses its credentials.
-    hooks: { streamWrite: redactCredentials }
+    hooks: { streamWrite: redactCredentials },
+    // While tracing runs, a line written inside a traced request carries its trace_id and span_id.
+    ...(config.otel.enabled ? { mixin: traceLogFields } : {})
   }
 }
 
@@ -64,6 +67,7 @@ function commonOptions (config: Config, options: CreateServerOptions): FastifySe
   const h = config.http
   return {
     logger: loggerOptions(config, options.logStream),
+    ...(config.otel.enabled ? { logController: new TracedLogController() } : {}),
     // Each request's logger (with its reqId) is made on its first enabled line, not for every request.
     childLoggerFactory: lazyChildLogger as unknown as FastifyServerOptions['childLoggerFactory'],
     genReqId: requestIdFor,

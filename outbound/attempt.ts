@@ -1,17 +1,17 @@
 // One attempt of a call: the prepared request sent through the pool under the call's signal, with
-// what changes per attempt (a new span, the time left); a status >= 400 becomes `UpstreamHttpError`
+// what changes per attempt (its span, named in `traceparent`; the time left); a status >= 400 becomes `UpstreamHttpError`
 // (its body drained within a limit, to keep the connection); a 2xx body is read within
 // `maxResponseBytes` and decoded (`jsonDecoder` checks JSON against a schema). Every failure leaves
 // as a typed upstream error, or as itself when it is a bug.
 
 import type { Readable } from 'node:stream'
+import type { Span } from '@opentelemetry/api'
 import type { Dispatcher } from 'undici'
 import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { parseRetryAfter } from './backoff.ts'
 import type { Clock, CallScope } from './call-scope.ts'
 import type { OutboundRequest, UpstreamResponse } from './outbound-request.ts'
-import { childTraceparent } from './trace-context.ts'
 import { toUpstreamError } from './failure-classification.ts'
 import { RetryStop, UpstreamError, UpstreamHttpError, UpstreamResponseInvalidError } from './upstream-errors.ts'
 
@@ -38,12 +38,23 @@ export function createAttempt (ctx: AttemptContext): Attempt {
   return async function attempt<T> (req: OutboundRequest<T>, scope: CallScope): Promise<T> {
     scope.attempts++
     ctx.onAttempt?.()
-    const headers = {
+    const headers: Record<string, string> = {
       ...req.headers,
-      traceparent: childTraceparent(req.trace),
       // The time left, so the upstream can stop working on an answer nobody will wait for (gRPC-style).
       'x-request-timeout-ms': String(Math.max(0, Math.floor(scope.at - clock.now())))
     }
+    const span = scope.trace.startAttempt(scope.attempts, headers)
+    try {
+      const value = await send(req, scope, headers, span)
+      scope.trace.endAttempt(span)
+      return value
+    } catch (err) {
+      scope.trace.endAttempt(span, err)
+      throw err
+    }
+  }
+
+  async function send<T> (req: OutboundRequest<T>, scope: CallScope, headers: Record<string, string>, span: Span): Promise<T> {
     let response
     try {
       response = await dispatcher.request({
@@ -53,6 +64,7 @@ export function createAttempt (ctx: AttemptContext): Attempt {
       throw toUpstreamError(name, err)
     }
     const { statusCode, headers: responseHeaders, body } = response
+    scope.trace.responded(span, statusCode)
     if (statusCode >= 400) {
       const retryAfterMs = parseRetryAfter(responseHeaders['retry-after'], clock.now())
       await body.dump({ limit: ERROR_BODY_LIMIT }).catch(() => {})

@@ -3,6 +3,7 @@
 // deadline, `UpstreamAbortedError` when the caller's signal fires). Also the clock every part reads.
 
 import { UpstreamAbortedError, UpstreamTimeoutError } from './upstream-errors.ts'
+import type { CallTrace } from './call-trace.ts'
 
 /** Time, injectable so tests can observe and skip waits. `now` is epoch milliseconds (Retry-After dates). */
 export interface Clock {
@@ -45,10 +46,12 @@ export interface CallScope {
   signal: AbortSignal
   /** Attempts sent so far (reported on the call's error). */
   attempts: number
+  /** The call's spans (outbound/call-trace.ts). */
+  trace: CallTrace
   end: () => void
 }
 
-export function openCallScope (name: string, options: ScopeOptions, clock: Clock): CallScope {
+export function openCallScope (name: string, options: ScopeOptions, clock: Clock, trace: CallTrace): CallScope {
   const now = clock.now()
   const at = Math.min(now + options.timeoutMs, options.deadlineAt ?? Infinity)
   const controller = new AbortController()
@@ -62,6 +65,7 @@ export function openCallScope (name: string, options: ScopeOptions, clock: Clock
     at,
     signal: controller.signal,
     attempts: 0,
+    trace,
     end () {
       clearTimeout(timer)
       caller?.removeEventListener('abort', onCallerAbort)

@@ -1,10 +1,11 @@
 // The request one call sends, prepared once and repeated as is by every attempt: method, path under
-// the base URL's prefix, headers (request id, bounded tracestate, idempotency key), the trace it
-// continues, whether it may be sent again, and how its answer becomes the call's value.
+// the base URL's prefix, headers (request id, idempotency key), the trace context it continues,
+// whether it may be sent again, and how its answer becomes the call's value.
 
 import { randomUUID } from 'node:crypto'
+import type { Context } from '@opentelemetry/api'
 import type { CallOptions } from './client-options.ts'
-import { boundTracestate, newTrace, parseTraceparent, type TraceParent } from './trace-context.ts'
+import { callerContext } from './trace-context.ts'
 
 /** A 2xx answer, its body read in full. */
 export interface UpstreamResponse {
@@ -19,7 +20,8 @@ export interface OutboundRequest<T> {
   path: string
   body?: string | Buffer
   headers: Record<string, string>
-  trace: TraceParent
+  /** The trace context the call continues (its span's parent). */
+  parent: Context
   idempotent: boolean
   /** Turns the answer into the call's value; throws a typed error when it is not what was asked for. */
   decode: (response: UpstreamResponse) => T
@@ -41,10 +43,6 @@ export function prepareRequest<T> (client: { name: string, prefix: string }, spe
   if (!spec.path.startsWith('/')) throw new TypeError(`${client.name}: request path must start with "/"`)
   const headers: Record<string, string> = { ...callOptions.headers }
   if (callOptions.requestId !== undefined) headers['x-request-id'] = callOptions.requestId
-  const inbound = parseTraceparent(callOptions.traceparent)
-  // The inbound state belongs to the inbound trace: a trace started here starts without one.
-  const tracestate = inbound === undefined ? undefined : boundTracestate(callOptions.tracestate)
-  if (tracestate !== undefined) headers.tracestate = tracestate
   if (callOptions.idempotencyKey !== undefined) {
     headers['idempotency-key'] = callOptions.idempotencyKey === true ? randomUUID() : callOptions.idempotencyKey
   }
@@ -53,7 +51,7 @@ export function prepareRequest<T> (client: { name: string, prefix: string }, spe
     path: client.prefix + spec.path,
     body: spec.body,
     headers,
-    trace: inbound ?? newTrace(),
+    parent: callerContext(callOptions.traceparent, callOptions.tracestate),
     idempotent: IDEMPOTENT_METHODS.has(spec.method) || headers['idempotency-key'] !== undefined,
     decode: spec.decode
   }

@@ -3,7 +3,8 @@
 // bulkhead slot per call (circuit-breaker.ts, bulkhead.ts), the call's deadline and cancellation
 // (call-scope.ts), the request prepared once (outbound-request.ts), attempts with connect/headers/body
 // timeouts and decoding (attempt.ts), retried with jittered backoff within a retry budget
-// (retry-loop.ts), failures typed and sorted (failure-classification.ts). Framework-free;
+// (retry-loop.ts), failures typed and sorted (failure-classification.ts), a span per call and per
+// attempt (call-trace.ts, with OpenTelemetry's API: no-ops unless tracing runs). Framework-free;
 // outbound/plugin.ts wires the observer to metrics and logs.
 // The transport is an undici Pool (keep-alive, bounded connections). The retry loop is ours because
 // undici's RetryAgent has no jitter, no retry budget, no deadline, and caps Retry-After at 30 s.
@@ -16,6 +17,7 @@ import { createBulkhead, type Bulkhead } from './bulkhead.ts'
 import { createCircuitBreaker, type CircuitState, type UpstreamCircuit } from './circuit-breaker.ts'
 import { resolveClientOptions, type CallOptions, type ClientSettings, type ResilientClientOptions } from './client-options.ts'
 import { openCallScope, type CallScope } from './call-scope.ts'
+import { CallTrace } from './call-trace.ts'
 import { prepareRequest, type OutboundRequest, type RequestSpec, type UpstreamResponse } from './outbound-request.ts'
 import { createAttempt, jsonDecoder, type Attempt } from './attempt.ts'
 import { runWithRetries, type RetryPolicy } from './retry-loop.ts'
@@ -60,21 +62,28 @@ interface ClientParts {
   retryPolicy: RetryPolicy
 }
 
-/** One call: breaker check, deadline scope, bulkhead slot, retries; its outcome reported either way. */
+/** One call: breaker check, deadline scope, bulkhead slot, retries; its outcome reported (and traced) either way. */
 async function callUpstream<T> (parts: ClientParts, req: OutboundRequest<T>, callOptions: CallOptions): Promise<T> {
-  const { settings: { name, observer, clock, timeoutMs }, circuit } = parts
+  const { settings: { name, observer, clock, timeoutMs, origin }, circuit } = parts
   const started = performance.now()
+  const trace = new CallTrace({ upstream: name, method: req.method, origin, path: req.path, parent: req.parent, circuitState: () => circuit.state })
   let scope: CallScope | undefined
   try {
     // Fail fast before any work when the breaker is open: no slot, no timer, no socket.
-    if (circuit.refuses()) throw new CircuitOpenError(name, circuit.retryAfterMs())
-    scope = openCallScope(name, { ...callOptions, timeoutMs: callOptions.timeoutMs ?? timeoutMs }, clock)
+    if (circuit.refuses()) {
+      trace.refused('circuit_open')
+      throw new CircuitOpenError(name, circuit.retryAfterMs())
+    }
+    scope = openCallScope(name, { ...callOptions, timeoutMs: callOptions.timeoutMs ?? timeoutMs }, clock, trace)
     const value = await withSlot(parts, req, scope)
     observer.outcome?.('success', (performance.now() - started) / 1000)
+    trace.end(undefined, scope.attempts)
     return value
   } catch (err) {
     if (err instanceof UpstreamError && scope !== undefined) err.attempts = scope.attempts
+    if (err instanceof BulkheadFullError) trace.refused('bulkhead_full')
     observer.outcome?.(outcomeOf(err), (performance.now() - started) / 1000)
+    trace.end(err, scope?.attempts ?? 0)
     throw err
   } finally {
     scope?.end()

@@ -43,6 +43,7 @@ export async function runWithRetries<T> (policy: RetryPolicy, attempt: Attempt, 
       if (!(err instanceof UpstreamError)) throw err
       failure = err
     }
+    if (failure instanceof CircuitOpenError) scope.trace.refused('circuit_open')
     // The breaker opened while this call was backing off: its last real answer is the one to report.
     if (failure instanceof CircuitOpenError && previous !== undefined) throw stop(previous, RetryStop.CIRCUIT_OPEN)
     if (!isRetryable(failure)) throw failure
@@ -52,12 +53,17 @@ export async function runWithRetries<T> (policy: RetryPolicy, attempt: Attempt, 
     const retryAfterMs = failure instanceof UpstreamHttpError ? failure.retryAfterMs ?? 0 : 0
     const delay = Math.max(backoffDelay(retry + 1, policy.backoff, policy.random), retryAfterMs)
     if (clock.now() + delay + policy.minAttemptMs > scope.at) throw stop(failure, RetryStop.DEADLINE)
-    if (circuit.refuses()) throw stop(failure, RetryStop.CIRCUIT_OPEN)
+    if (circuit.refuses()) {
+      scope.trace.refused('circuit_open')
+      throw stop(failure, RetryStop.CIRCUIT_OPEN)
+    }
     if (!budget.tryRetry()) {
       policy.onRetryBudgetExhausted?.()
+      scope.trace.refused('retry_budget_exhausted')
       throw stop(failure, RetryStop.RETRY_BUDGET_EXHAUSTED)
     }
     policy.onRetry?.()
+    scope.trace.retrying(failure, delay)
     if (delay > 0) await clock.sleep(delay, scope.signal)
     previous = failure
   }

@@ -10,8 +10,13 @@
 // and not recorded; `onError` counts and logs it. When Redis is back the room counters are raised past
 // those local numbers, the subscriptions are renewed, and what other instances published meanwhile is
 // fetched from the history — so cross-instance delivery resumes without a restart.
+//
+// Tracing: a publish is a PRODUCER span whose W3C context travels in the channel message's header, so
+// its delivery on every instance is a CONSUMER span linked to it (and its child). Without tracing
+// nothing is added to the message.
 
 import type { Redis } from 'ioredis'
+import { SpanKind, context, propagation, trace, type Context } from '@opentelemetry/api'
 import {
   DEFAULT_HISTORY_BOUNDS, DedupWindow, LruMap, fitsHistory, withSeq,
   type HistoryBounds, type HistoryDropped, type HubBus, type HubPacket, type PacketDraft
@@ -51,8 +56,8 @@ const KNOWN_ROOMS = 10_000
 
 // KEYS: seq, history, dedup, history rooms, history sizes, history bytes. ARGV: channel, header
 // prefix, text, history size (0 = not kept), now, history ttl, dedup window (0 = none), seq ttl, event,
-// room, history key prefix, history max rooms, history max bytes. Returns {seq, rooms evicted}, or
-// {seq, -1} for a repeat within the dedup window.
+// room, history key prefix, history max rooms, history max bytes, header suffix (the trace context).
+// Returns {seq, rooms evicted}, or {seq, -1} for a repeat within the dedup window.
 const PUBLISH_SCRIPT = APPEND_TO_HISTORY_LUA + `
 if ARGV[7] ~= '0' then
   local prior = redis.call('GET', KEYS[3])
@@ -69,7 +74,7 @@ if ARGV[4] ~= '0' then
   }, seq .. '-1', ARGV[9], text)
 end
 if ARGV[7] ~= '0' then redis.call('SET', KEYS[3], seq, 'PX', ARGV[7]) end
-redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ']\\n' .. text)
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ARGV[14] .. ']\\n' .. text)
 return {seq, evicted}
 `
 
@@ -97,16 +102,35 @@ interface ScriptedRedis {
   keelRaise: (seqKey: string, seq: number, ttl: number) => Promise<number>
 }
 
-/** The channel message: a JSON header line `[instance, target, to, except, event, seq]`, then the envelope. */
+/**
+ * The channel message: a JSON header line `[instance, target, to, except, event, seq, traceparent?]`,
+ * then the envelope. The trace context comes last, so an instance that does not read it still can.
+ */
 function headerPrefix (instanceId: string, draft: PacketDraft): string {
   return JSON.stringify([instanceId, draft.target, draft.to, draft.except ?? '', draft.event]).slice(0, -1) + ','
 }
 
-function parseMessage (message: string): HubPacket | undefined {
+/** What follows the seq in the header: the publishing span's `traceparent`, when one is recorded. */
+function headerSuffix (publishing: Context): string {
+  const carrier: Record<string, string> = {}
+  propagation.inject(publishing, carrier)
+  return carrier.traceparent === undefined ? '' : `,${JSON.stringify(carrier.traceparent)}`
+}
+
+function parseMessage (message: string): { packet: HubPacket, traceparent: string | undefined } | undefined {
   const newline = message.indexOf('\n')
   if (newline < 0) return undefined
-  const [, target, to, except, event, seq] = JSON.parse(message.slice(0, newline)) as [string, HubPacket['target'], string, string, string, number | null]
-  return { target, to, except: except === '' ? undefined : except, event, seq: seq ?? undefined, text: message.slice(newline + 1) }
+  const [, target, to, except, event, seq, traceparent] =
+    JSON.parse(message.slice(0, newline)) as [string, HubPacket['target'], string, string, string, number | null, string | undefined]
+  const packet = { target, to, except: except === '' ? undefined : except, event, seq: seq ?? undefined, text: message.slice(newline + 1) }
+  return { packet, traceparent: typeof traceparent === 'string' ? traceparent : undefined }
+}
+
+const tracer = trace.getTracer('keel.realtime')
+function spanAttributes (draft: { target: string, to: string, event: string }): Record<string, string> {
+  const attributes: Record<string, string> = { 'messaging.system': 'redis', 'keel.hub.target': draft.target, 'keel.event': draft.event }
+  if (draft.target === 'room') attributes['keel.room'] = draft.to
+  return attributes
 }
 
 function packetOf (room: string, [id, fields]: StreamEntry): { packet: HubPacket, at: number } {
@@ -184,13 +208,31 @@ class RedisBus implements HubBus {
   #onMessage (channel: string, message: string): void {
     // The subscriber connection is shared: other users' channels are theirs to read.
     if (!channel.startsWith(this.#keys.prefix)) return
-    let packet: HubPacket | undefined
+    let parsed: ReturnType<typeof parseMessage>
     try {
-      packet = parseMessage(message)
+      parsed = parseMessage(message)
     } catch (err) {
       this.#options.onError(err, 'reading a hub message from Redis')
     }
-    if (packet !== undefined) this.#receive(packet)
+    if (parsed === undefined) return
+    if (parsed.traceparent === undefined) return this.#receive(parsed.packet)
+    this.#receiveTraced(parsed.packet, parsed.traceparent)
+  }
+
+  /** A delivery of a traced publish: a CONSUMER span, child of the publishing span and linked to it. */
+  #receiveTraced (packet: HubPacket, traceparent: string): void {
+    const publishing = propagation.extract(context.active(), { traceparent })
+    const link = trace.getSpanContext(publishing)
+    const span = tracer.startSpan(`deliver ${packet.event}`, {
+      kind: SpanKind.CONSUMER,
+      links: link === undefined ? [] : [{ context: link }],
+      attributes: { ...spanAttributes(packet), 'messaging.operation.type': 'process' }
+    }, publishing)
+    try {
+      context.with(trace.setSpan(publishing, span), () => this.#receive(packet))
+    } finally {
+      span.end()
+    }
   }
 
   #receive (packet: HubPacket): void {
@@ -213,13 +255,14 @@ class RedisBus implements HubBus {
     return seq
   }
 
-  async #publishRemotely (draft: PacketDraft): Promise<number | undefined> {
+  async #publishRemotely (draft: PacketDraft, publishing: Context): Promise<number | undefined> {
     const { redis, historySize, historyMaxAgeMs, dedupWindowMs, instanceId } = this.#options
     const keys = this.#keys
     const channel = draft.target === 'room' ? keys.roomChannel(draft.to) : keys.directChannel
     const head = headerPrefix(instanceId, draft)
+    const tail = headerSuffix(publishing)
     if (!draft.sequenced) {
-      await redis.publish(channel, `${head}null]\n${draft.text}`)
+      await redis.publish(channel, `${head}null${tail}]\n${draft.text}`)
       return undefined
     }
     const dedupKey = draft.dedupKey === undefined ? keys.seq(draft.to) : keys.dedup(draft.dedupKey)
@@ -228,7 +271,7 @@ class RedisBus implements HubBus {
       keys.index.rooms, keys.index.sizes, keys.index.total,
       channel, head, draft.text, kept ? historySize : 0, this.#now(), historyMaxAgeMs,
       draft.dedupKey === undefined ? 0 : dedupWindowMs, SEQ_TTL_MS, draft.event,
-      draft.to, keys.history(''), this.#bounds.maxRooms, this.#bounds.maxBytes)
+      draft.to, keys.history(''), this.#bounds.maxRooms, this.#bounds.maxBytes, tail)
     if (evicted > 0) this.#dropped('room', evicted)
     // A repeat (-1) published nothing; a new message over the size limit was delivered, not kept.
     if (evicted >= 0 && historySize > 0 && !kept) this.#dropped('message', 1)
@@ -238,10 +281,14 @@ class RedisBus implements HubBus {
   async publish (draft: PacketDraft): Promise<number | undefined> {
     const { redis, onError } = this.#options
     if (!this.#outage && redis.status === 'ready') {
+      const span = tracer.startSpan(`publish ${draft.event}`, { kind: SpanKind.PRODUCER, attributes: { ...spanAttributes(draft), 'messaging.operation.type': 'send' } })
+      const publishing = trace.setSpan(context.active(), span)
       try {
-        return await this.#publishRemotely(draft)
+        return await context.with(publishing, () => this.#publishRemotely(draft, publishing))
       } catch (err) {
         onError(err, 'publishing to Redis')
+      } finally {
+        span.end()
       }
     } else {
       onError(new Error(`Redis connection is ${redis.status}`), 'publishing to Redis')

@@ -2,12 +2,14 @@
 // `{event, data?, id?}`, finds the event's definition, validates `data` with its compiled TypeBox
 // schema, checks its authorization, runs its handler, and answers exactly once — `ack` or `error` —
 // when the client gave an `id`. No error here closes the connection; limits live in the transport,
-// except one every event shares: how deeply its data may nest (see MAX_DATA_DEPTH).
+// except one every event shares: how deeply its data may nest (see MAX_DATA_DEPTH). Each frame is a
+// span (`ws room:publish`) with its room and outcome, recorded while tracing runs.
 
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import { SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import { type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { AuthUser } from '../../auth/access-token.ts'
@@ -141,6 +143,17 @@ export const MAX_DATA_DEPTH = 32
 export const INVALID_EVENT_LABEL = '(invalid)'
 export const UNKNOWN_EVENT_LABEL = '(unknown)'
 
+const tracer = trace.getTracer('keel.realtime')
+
+/** Names the frame's span after its event, with the room its data names (`data.room`), if any. */
+function describeSpan (span: Span, event: string, data: unknown): void {
+  if (!span.isRecording()) return
+  span.updateName(`ws ${event}`)
+  span.setAttribute('keel.event', event)
+  const room = (data as { room?: unknown } | null)?.room
+  if (typeof room === 'string') span.setAttribute('keel.room', room)
+}
+
 /** The envelope's fields, or a reason it is not one. */
 function readEnvelope (raw: string): Envelope | { problem: string, id?: string } {
   let value: unknown
@@ -196,10 +209,25 @@ export class EventRouter {
   }
 
   /**
+   * Handles one client frame inside its span (see `#handle`): `keel.outcome` is `ok` or the error code
+   * sent. Each frame starts a trace of its own: a connection lives for hours, its frames are requests.
+   */
+  dispatch (session: RouterSession, raw: Buffer | string, isBinary = false): Promise<void> {
+    const options = { kind: SpanKind.SERVER, root: true, attributes: { 'keel.connection.id': session.connectionId, 'keel.outcome': 'ok' } }
+    return tracer.startActiveSpan(`ws ${INVALID_EVENT_LABEL}`, options, async (span) => {
+      try {
+        await this.#handle(session, raw, isBinary, span)
+      } finally {
+        span.end()
+      }
+    })
+  }
+
+  /**
    * Handles one client frame. Never throws: every failure becomes an `error` event (with the
    * client's `id` when it gave one); success with an `id` becomes one `ack`.
    */
-  async dispatch (session: RouterSession, raw: Buffer | string, isBinary = false): Promise<void> {
+  async #handle (session: RouterSession, raw: Buffer | string, isBinary: boolean, span: Span): Promise<void> {
     if (isBinary) {
       this.#options.onReceived?.(INVALID_EVENT_LABEL)
       this.#fail(session, WsErrorCode.INVALID_MESSAGE, 'frames must be UTF-8 JSON text, not binary', undefined)
@@ -219,6 +247,7 @@ export class EventRouter {
       return
     }
     this.#options.onReceived?.(event)
+    describeSpan(span, event, data)
     if (nestsDeeper(data, MAX_DATA_DEPTH)) {
       const error = { path: '/data', message: `nests deeper than ${MAX_DATA_DEPTH} levels` }
       this.#fail(session, WsErrorCode.VALIDATION, `invalid data for "${event}": ${error.path} ${error.message}`, id, [error])
@@ -264,6 +293,11 @@ export class EventRouter {
 
   #fail (session: RouterSession, code: ErrorEventCode, message: string, id: string | undefined, errors?: FieldError[]): void {
     this.#options.onErrorSent?.(code)
+    const span = trace.getActiveSpan()
+    if (span?.isRecording() === true) {
+      span.setAttribute('keel.outcome', code)
+      span.setStatus({ code: SpanStatusCode.ERROR, message })
+    }
     session.sendText(errorText(code, message, id, errors), 'error')
   }
 }

@@ -39,11 +39,11 @@ t.test('the runtime stage runs as a numeric non-root user, stops on SIGTERM, exp
   t.same(all(runtime, 'VOLUME'), ['["/app/data"]'], 'the data directory is the one writable place')
 })
 
-t.test('the image starts `node server.ts` itself: exec form, no shell or npm between the signal and Keel', async (t) => {
+t.test('the image starts `node server.ts` itself (with the telemetry start-up): exec form, no shell or npm between the signal and Keel', async (t) => {
   t.same(all(runtime, 'ENTRYPOINT'), [], 'the base image\'s entrypoint passes a `node` command straight through')
   const cmd = all(runtime, 'CMD')
   t.equal(cmd.length, 1)
-  t.same(execForm(cmd[0]!), ['node', 'server.ts'])
+  t.same(execForm(cmd[0]!), ['node', '--import', './telemetry/register.ts', 'server.ts'])
 })
 
 t.test('.dockerignore keeps dependencies, keys, secrets, local data, tests, the bench and .git out of the build', async (t) => {

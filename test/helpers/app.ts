@@ -120,7 +120,12 @@ export interface SpawnOptions {
   openFilesLimit?: number
   /** Adds the probe resource (probe-resource.ts) to the app, through probe-preload.ts: routes of the test's own. */
   probeResource?: ProbeResourceOptions
+  /** More modules for `--import`, loaded after the telemetry start-up and before the app. */
+  imports?: string[]
 }
+
+/** What `npm start` and the image load before the app: tracing, when OTEL_* configures it. */
+const TELEMETRY_IMPORT = ['--import', pathToFileURL(join(ROOT, 'telemetry', 'register.ts')).href]
 
 /** `--import` of probe-preload.ts with its options in the module URL's query. */
 function probePreload (options: ProbeResourceOptions): string[] {
@@ -129,10 +134,11 @@ function probePreload (options: ProbeResourceOptions): string[] {
   return ['--import', url.href]
 }
 
-/** Runs the real entry point (`node server.ts`) with the given environment. */
+/** Runs the real entry point (`node --import ./telemetry/register.ts server.ts`) with the given environment. */
 export function spawnServer (t: Teardown, env: Record<string, string>, cwd = tempDir(), options: SpawnOptions = {}): Spawned {
   const preload = options.probeResource === undefined ? [] : probePreload(options.probeResource)
-  const entry = [process.execPath, ...preload, join(ROOT, 'server.ts')]
+  const imports = (options.imports ?? []).flatMap((url) => ['--import', url])
+  const entry = [process.execPath, ...TELEMETRY_IMPORT, ...imports, ...preload, join(ROOT, 'server.ts')]
   const [command, ...args] = options.openFilesLimit === undefined
     ? entry
     : ['/bin/sh', '-c', 'ulimit -n "$0" && exec "$@"', String(options.openFilesLimit), ...entry]
