@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { KEBAB_NAME, nameForms, type NameForms } from './lib/names.ts'
 import { identifierSpans, isScript, renameTokens } from './lib/token-rename.ts'
-import { EXAMPLE_FOLDERS, withoutExamplePassages, withoutImportsFrom } from './lib/examples.ts'
+import { EXAMPLE_FOLDERS, EXAMPLES_END, EXAMPLES_START, withoutExamplePassages, withoutImportsFrom } from './lib/examples.ts'
 import { TEMPLATE_MARKER, templateName } from './lib/template.ts'
 
 const USAGE = 'usage: npm run init -- --name <service> [--keep-examples]'
@@ -194,10 +194,10 @@ function removeEmptyFolders (folder: string): void {
   for (let f = folder; f !== '.' && f !== '' && readdirSync(join(ROOT, f)).length === 0; f = dirname(f)) rmdirSync(join(ROOT, f))
 }
 
-/** Lines of tracked files matching `pattern` (git grep -n), as "path:line: text". */
-function mentions (pattern: string, ignoreCase: boolean): string[] {
+/** Lines of tracked files (among `files`, a pathspec) matching `pattern` (git grep -n), as "path:line: text". */
+function mentions (pattern: string, ignoreCase: boolean, files = '.'): string[] {
   try {
-    return git(['grep', '-n', '-I', ...(ignoreCase ? ['-i'] : []), '-e', pattern]).split('\n').filter((l) => l !== '')
+    return git(['grep', '-n', '-I', ...(ignoreCase ? ['-i'] : []), '-e', pattern, '--', files]).split('\n').filter((l) => l !== '')
   } catch {
     return []
   }
@@ -211,8 +211,12 @@ function report (plan: Plan, template: string | undefined, name: string): number
   if (template !== undefined) out.push(`removed ${TEMPLATE_MARKER}: this checkout is no longer the template`)
   for (const [from, to] of plan.renames) out.push(`  renamed    ${from} → ${to}`)
   for (const path of [...plan.writes.keys()].sort()) out.push(`  rewritten  ${path}`)
-  const examplesLeft = plan.removedFolders.length === 0 ? [] : mentions(`resources/\\(${['items', 'quotes'].join('\\|')}\\)`, false)
-  if (examplesLeft.length > 0) out.push('still mentioning the removed examples (the benchmark and soak runs skip them; edit the prose by hand):', ...examplesLeft.map((l) => `  ${l}`))
+  // Code that needed the examples would fail the typecheck; prose only a reader notices.
+  const examplesLeft = plan.removedFolders.length === 0 ? [] : mentions(`\\(${plan.removedFolders.join('\\|')}\\)`, false, '*.md')
+  if (examplesLeft.length > 0) {
+    out.push(`documentation that still describes the removed examples (edit it by hand, or mark such passages with ${EXAMPLES_START} … ${EXAMPLES_END} lines for init to remove):`,
+      ...examplesLeft.map((l) => `  ${l}`))
+  }
   const left = template === undefined ? [] : mentions(template, true).filter((l) => plan.credits === undefined || !l.endsWith(`:${plan.credits}`))
   if (left.length > 0) out.push(`still mentioning "${template}" (not a whole name, left as is: ${[...plan.skipped].join(', ') || 'none'}):`, ...left.map((l) => `  ${l}`))
   out.push('Staged (git diff --staged). Next: npm run typecheck && npm run lint && npm test, then git commit.')
