@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path'
 import { nameForms } from '../../scripts/lib/names.ts'
 import { identifierSpans, renameTokens } from '../../scripts/lib/token-rename.ts'
 import { TEMPLATE_MARKER, templateName } from '../../scripts/lib/template.ts'
+import { EXAMPLES_END, EXAMPLES_START, withoutExamplePassages } from '../../scripts/lib/examples.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const TEMPLATE = templateName(ROOT)
@@ -120,6 +121,11 @@ t.test('the rename gives each occurrence the casing of its surroundings: identif
     'const other = acmeist; const Acmes = 0'
   ].join('\n'))
   t.same(skipped, ['acmeist', 'Acmes'], 'words that only contain the name are left, and reported')
+})
+
+t.test('Markdown between the examples markers goes with the examples, markers included', async (t) => {
+  const readme = ['# Service', '', 'Keep.', '', EXAMPLES_START, '## The example', '', 'Gone.', EXAMPLES_END, '', '## Next', ''].join('\n')
+  t.equal(withoutExamplePassages(readme), '# Service\n\nKeep.\n\n## Next\n')
 })
 
 t.test(`npm run init -- --name ${NAME}: every user-visible name is the new one, the examples are gone, and typecheck, lint and the core tests pass`, { skip, timeout: 400_000 }, async (t) => {
