@@ -51,7 +51,7 @@ t.test('a migration that fails stops the start with one line naming it, exit 1',
   const pg = await postgres()
   const url = await pg.createDatabase()
   // An `items` table that is not the migration's: 0001 cannot create its own.
-  await pg.admin(`SET ROLE ${TEST_DB_USER}; CREATE TABLE items (unrelated integer)`, nameOf(url))
+  await pg.admin(`SET ROLE "${TEST_DB_USER}"; CREATE TABLE items (unrelated integer)`, nameOf(url))
   const s = spawnServer(t, { TLS: 'off', DATABASE_URL: url })
   t.equal(await s.exited, 1)
   t.match(s.output(), /^keel: cannot start: items: database migration 0001-create-items failed: relation "items" already exists$/m)

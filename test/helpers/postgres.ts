@@ -145,7 +145,7 @@ export async function startPostgres (t: Teardown): Promise<TestPostgres> {
   })
   await run(bins, 'initdb', ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-N', '-E', 'UTF8', '--locale=C'])
   await start()
-  await admin(`CREATE ROLE ${TEST_DB_USER} LOGIN PASSWORD '${TEST_DB_PASSWORD}'`)
+  await admin(`CREATE ROLE "${TEST_DB_USER}" LOGIN PASSWORD '${TEST_DB_PASSWORD}'`)
 
   let databases = 0
   return {
@@ -157,7 +157,7 @@ export async function startPostgres (t: Teardown): Promise<TestPostgres> {
     createDatabase: async () => {
       const name = `keel_test_${++databases}`
       // CREATE DATABASE cannot share a statement string with anything else.
-      await admin(`CREATE DATABASE ${name} OWNER ${TEST_DB_USER}`)
+      await admin(`CREATE DATABASE ${name} OWNER "${TEST_DB_USER}"`)
       return urlOf(name)
     }
   }
