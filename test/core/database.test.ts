@@ -10,8 +10,11 @@ import { postgresSkipReason, startPostgres, TEST_DB_PASSWORD, TEST_DB_USER, type
 import { ConfigError } from '../../core/config.ts'
 import { isUnavailable } from '../../core/postgres.ts'
 import { testToken } from '../helpers/tokens.ts'
+import { itemsSkipReason } from '../helpers/examples.ts'
 
 const skip = postgresSkipReason()
+// The migration, pool and timeout tests drive the example resource's store through its routes.
+const withItems = skip || itemsSkipReason
 let server: Promise<TestPostgres> | undefined
 const postgres = async () => await (server ??= startPostgres(t))
 const nameOf = (url: string) => new URL(url).pathname.slice(1)
@@ -47,7 +50,7 @@ t.test('DATABASE_URL with a wrong password: one line naming DATABASE_URL, exit 1
   t.notMatch(s.output(), secret)
 })
 
-t.test('a migration that fails stops the start with one line naming it, exit 1', { skip }, async (t) => {
+t.test('a migration that fails stops the start with one line naming it, exit 1', { skip: withItems }, async (t) => {
   const pg = await postgres()
   const url = await pg.createDatabase()
   // An `items` table that is not the migration's: 0001 cannot create its own.
@@ -60,7 +63,7 @@ t.test('a migration that fails stops the start with one line naming it, exit 1',
   t.equal(history.rows[0].n, 0, 'nothing recorded as applied')
 })
 
-t.test('the pool holds at most DATABASE_POOL_MAX connections, whatever the concurrency', { skip }, async (t) => {
+t.test('the pool holds at most DATABASE_POOL_MAX connections, whatever the concurrency', { skip: withItems }, async (t) => {
   const pg = await postgres()
   const url = await pg.createDatabase()
   const { app } = await build(t, { DATABASE_URL: url, DATABASE_POOL_MAX: '2' })
@@ -70,7 +73,7 @@ t.test('the pool holds at most DATABASE_POOL_MAX connections, whatever the concu
   t.ok(open.rows[0].n <= 2, `${open.rows[0].n} connections`)
 })
 
-t.test('a database that stops answering: 503 within the timeouts, readiness fails, service resumes when it answers', { skip }, async (t) => {
+t.test('a database that stops answering: 503 within the timeouts, readiness fails, service resumes when it answers', { skip: withItems }, async (t) => {
   const pg = await postgres()
   const direct = new URL(await pg.createDatabase())
   const relay = await startTcpRelay(t, direct.href)

@@ -24,8 +24,10 @@ import { isEvent, openSse } from '../helpers/sse.ts'
 import { testToken } from '../helpers/tokens.ts'
 import { until } from '../helpers/until.ts'
 import { openSocket, upgradeStatus, type Message, type TestSocket } from '../helpers/ws.ts'
+import { itemsSkipReason } from '../helpers/examples.ts'
 
-const skip = proxySkipReason() || redisSkipReason()
+// The topology is exercised through the example resource's routes (reads, writes, its room).
+const skip = proxySkipReason() || redisSkipReason() || itemsSkipReason
 
 /** What the helpers below need of a test: a place to stop what they start. */
 type Test = Parameters<typeof startRedis>[0]

@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { build } from '../helpers/app.ts'
 import { probeResource, PROBE_PATH } from '../helpers/probe-resource.ts'
+import { itemsSkipReason } from '../helpers/examples.ts'
 
 // Start-up blocks the event loop for long on a busy machine; these tests read the document, so no load shedding.
 const DOCUMENT_ONLY = { SHED_MAX_EVENT_LOOP_DELAY_MS: '0' }
@@ -74,7 +75,7 @@ t.test('one shared problem+json schema, with the fields every error response car
   t.ok((problem?.examples ?? []).length > 0, 'an example')
 })
 
-t.test('GET /api/v1/items/{id} lists 200 with ETag and Last-Modified, 304, and 404 as problem+json', async (t) => {
+t.test('GET /api/v1/items/{id} lists 200 with ETag and Last-Modified, 304, and 404 as problem+json', { skip: itemsSkipReason }, async (t) => {
   const doc = await documentOf(t)
   const r = reader(doc)
   const get = doc.paths['/api/v1/items/{id}']!.get!
@@ -86,7 +87,7 @@ t.test('GET /api/v1/items/{id} lists 200 with ETag and Last-Modified, 304, and 4
   t.ok(r.response(get, '200')?.content?.['application/json']?.example, 'the item has an example')
 })
 
-t.test('PUT /api/v1/items/{id} requires If-Match and lists 412 and 428', async (t) => {
+t.test('PUT /api/v1/items/{id} requires If-Match and lists 412 and 428', { skip: itemsSkipReason }, async (t) => {
   const doc = await documentOf(t)
   const r = reader(doc)
   const put = doc.paths['/api/v1/items/{id}']!.put!
@@ -120,14 +121,17 @@ t.test('every operation that needs a token lists 401 with WWW-Authenticate and 4
 t.test('every response names x-request-id; rate-limited operations list 429 and RateLimit headers; errors are problem+json', async (t) => {
   const doc = await documentOf(t)
   const r = reader(doc)
-  const items = doc.paths['/api/v1/items']!.get!
-  t.ok(r.isProblem(r.response(items, '429')), '429')
-  t.ok(r.headers(r.response(items, '429')).includes('retry-after'), '429 with Retry-After')
-  t.ok(r.headers(r.response(items, '200')).includes('ratelimit-remaining'), '200 with RateLimit-Remaining')
-  t.ok(r.response(items, '304'), 'a computed ETag makes 304 possible')
-  t.ok(r.parameter(items, 'header', 'If-None-Match'), 'and If-None-Match meaningful')
-  t.ok(r.headers(r.response(items, '200')).includes('etag'), 'and the 200 carries an ETag')
-  t.ok(r.isProblem(r.response(items, '503')), 'load shedding: 503')
+  // The example list route declares a computed ETag; without the examples, the probe route's test below covers these.
+  if (itemsSkipReason === false) {
+    const items = doc.paths['/api/v1/items']!.get!
+    t.ok(r.isProblem(r.response(items, '429')), '429')
+    t.ok(r.headers(r.response(items, '429')).includes('retry-after'), '429 with Retry-After')
+    t.ok(r.headers(r.response(items, '200')).includes('ratelimit-remaining'), '200 with RateLimit-Remaining')
+    t.ok(r.response(items, '304'), 'a computed ETag makes 304 possible')
+    t.ok(r.parameter(items, 'header', 'If-None-Match'), 'and If-None-Match meaningful')
+    t.ok(r.headers(r.response(items, '200')).includes('etag'), 'and the 200 carries an ETag')
+    t.ok(r.isProblem(r.response(items, '503')), 'load shedding: 503')
+  }
   t.notOk(r.response(doc.paths['/health/live']!.get!, '429'), 'a route with rateLimit: false lists no 429')
   t.notOk(r.response(doc.paths['/health/live']!.get!, '503'), 'a route with loadShedding: false is never shed')
   for (const [path, method, op] of r.operations()) {

@@ -108,9 +108,9 @@ t.test('other :protocol values, CONNECT elsewhere and a tunnel CONNECT are refus
   const badVersion = await connectStatus(session, server, { headers: { 'sec-websocket-version': '8' } })
   t.equal(badVersion.status, 400)
   t.equal(badVersion.headers['sec-websocket-version'], '13', 'the version the server speaks')
-  const route = await connectStatus(session, server, { path: '/api/v1/items' })
+  const route = await connectStatus(session, server, { path: '/health/live' })
   t.equal(route.status, 405, 'a path that answers other methods')
-  t.match(JSON.parse(route.body), { code: 'METHOD_NOT_ALLOWED', instance: '/api/v1/items' })
+  t.match(JSON.parse(route.body), { code: 'METHOD_NOT_ALLOWED', instance: '/health/live' })
   t.notMatch(route.headers.allow, /CONNECT/)
   const nowhere = await connectStatus(session, server, { path: '/nowhere' })
   t.equal(nowhere.status, 404)
@@ -261,7 +261,7 @@ t.test('a slow reader on one h2 WebSocket stream does not stall a REST request o
   t.ok(await metricValue(server.app, 'ws_slow_consumer_actions_total', { action: 'drop' }) > 0, 'the stalled stream is treated as a slow consumer')
 
   const started = Date.now()
-  const rest = await h2request(session, '/api/v1/items?limit=1')
+  const rest = await h2request(session, '/health/live')
   t.equal(rest.status, 200, 'a REST request on the same connection is answered')
   t.ok(Date.now() - started < 2000, 'promptly')
 

@@ -6,8 +6,9 @@ import { spawnServer, waitListening } from '../helpers/app.ts'
 import { h1request } from '../helpers/http.ts'
 import { startOtlpReceiver } from '../helpers/otlp-receiver.ts'
 import { startPostgres, postgresSkipReason } from '../helpers/postgres.ts'
+import { itemsSkipReason } from '../helpers/examples.ts'
 
-t.test('a request reading items from PostgreSQL has its query as a span of the request\'s trace', { skip: postgresSkipReason() }, async (t) => {
+t.test('a request reading items from PostgreSQL has its query as a span of the request\'s trace', { skip: postgresSkipReason() || itemsSkipReason }, async (t) => {
   const postgres = await startPostgres(t)
   const receiver = await startOtlpReceiver(t)
   const keel = await waitListening(spawnServer(t, {
