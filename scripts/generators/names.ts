@@ -2,40 +2,20 @@
 // the singular of a plural resource name, and the words a generated identifier must never be. Casing
 // is computed from the name's words, never found-and-replaced in existing code.
 
+import { nameForms as serviceNameForms, type NameForms } from '../lib/names.ts'
 import { GeneratorError } from './plan.ts'
 
-/** A kebab-case name: lowercase words of letters and digits, joined by single hyphens, starting with a letter. */
-export const KEBAB_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/
+export { KEBAB_NAME, capitalize, type NameForms } from '../lib/names.ts'
 
-export interface NameForms {
-  /** `audit-logs`: file names, paths, rooms, scopes. */
-  kebab: string
-  /** `auditLogs`: variables and properties. */
-  camel: string
-  /** `AuditLogs`: classes and types. */
-  pascal: string
-  /** `AUDIT_LOGS`: constants and environment variables. */
-  constant: string
-  /** `audit_logs`: SQL tables and metric names. */
-  snake: string
-  /** `audit logs`: the name in a sentence. */
-  prose: string
-}
-
-/** The text with its first letter in upper case. */
-export const capitalize = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1)
-
+/** The name's forms for generated code, where the prose form goes mid-sentence (`audit logs`, lower case). */
 export function nameForms (name: string): NameForms {
-  if (!KEBAB_NAME.test(name)) throw new GeneratorError(`"${name}" is not a kebab-case name (lowercase letters and digits, words joined by "-")`)
-  const words = name.split('-')
-  return {
-    kebab: words.join('-'),
-    camel: words[0] + words.slice(1).map(capitalize).join(''),
-    pascal: words.map(capitalize).join(''),
-    constant: words.join('_').toUpperCase(),
-    snake: words.join('_'),
-    prose: words.join(' ')
+  let forms: NameForms
+  try {
+    forms = serviceNameForms(name)
+  } catch (err) {
+    throw new GeneratorError((err as Error).message)
   }
+  return { ...forms, prose: name.split('-').join(' ') }
 }
 
 /** `a note`, `an audit log`: the indefinite article by the first letter (good enough for generated prose). */

@@ -19,7 +19,8 @@ export interface NameForms {
   prose: string
 }
 
-const capitalize = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1)
+/** The text with its first letter in upper case. */
+export const capitalize = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1)
 
 /** The words of a kebab-case name; throws when `name` is not one (see KEBAB_NAME). */
 export function nameWords (name: string): string[] {

@@ -7,7 +7,7 @@ import type WebSocket from 'ws'
 import { KeelClient, KeelClientError, type KeelClientOptions, type WebSocketLike } from '../../client/keel-client.ts'
 import { FakeClock, fakeSockets, flushMicrotasks } from '../helpers/fake-websocket.ts'
 import { build, listen, tempDir } from '../helpers/app.ts'
-import { nextEvent, record, testClient, trustedSocket } from '../helpers/keel-client.ts'
+import { nextEvent, record, rejection, testClient, trustedSocket } from '../helpers/keel-client.ts'
 
 const BASE = 100
 const CAP = 1000
@@ -49,16 +49,6 @@ async function joined (fake: ReturnType<typeof fakeClient>, room: string, seq: n
   const join = fake.client.join(room)
   fake.sockets.last().answer('room:join', { room, joined: true, seq })
   return await join
-}
-
-async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof KeelClientError) return err
-    throw err
-  }
-  throw new Error('expected a rejection')
 }
 
 t.test('connect() sends the token as ?access_token= and resolves on connection:ready', async (t) => {

@@ -4,9 +4,9 @@
 // function gets exactly one chance to hand over a fresh token.
 
 import t from 'tap'
-import { KeelClient, KeelClientError, type KeelClientOptions, type WebSocketLike } from '../../client/keel-client.ts'
+import { KeelClient, type KeelClientOptions, type WebSocketLike } from '../../client/keel-client.ts'
 import { listen } from '../helpers/app.ts'
-import { nodeFetch, nodeSocket, record, trustingAgent } from '../helpers/keel-client.ts'
+import { nodeFetch, nodeSocket, record, rejection, trustingAgent } from '../helpers/keel-client.ts'
 import { testToken } from '../helpers/tokens.ts'
 
 type Server = Awaited<ReturnType<typeof listen>>
@@ -27,16 +27,6 @@ function nodeClient (t: Parameters<typeof listen>[0], server: Server, options: P
   })
   t.teardown(() => client.close())
   return { client, sockets, reconnecting: record(client, 'reconnecting'), closes: record(client, 'close') }
-}
-
-async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof KeelClientError) return err
-    throw err
-  }
-  throw new Error('expected a rejection')
 }
 
 t.test('a server refusing the token: connect() rejects with UNAUTHORIZED after one attempt, no retry loop', async (t) => {

@@ -4,12 +4,12 @@
 // refuses WebSocket upgrades, with Node's own WebSocket and fetch.
 
 import t from 'tap'
-import { KeelClient, KeelClientError, type KeelClientOptions } from '../../client/keel-client.ts'
+import { KeelClient, type KeelClientOptions } from '../../client/keel-client.ts'
 import { EventStreamParser } from '../../client/event-stream.ts'
 import { FakeClock, fakeSockets } from '../helpers/fake-websocket.ts'
 import { until } from '../helpers/until.ts'
 import { listen } from '../helpers/app.ts'
-import { nextEvent, nodeFetch, nodeSocket, record, testClient, trustingAgent } from '../helpers/keel-client.ts'
+import { nextEvent, nodeFetch, nodeSocket, record, rejection, testClient, trustingAgent } from '../helpers/keel-client.ts'
 import { startNoUpgradeProxy } from '../helpers/no-upgrade-proxy.ts'
 import { testToken } from '../helpers/tokens.ts'
 import { readFileSync } from 'node:fs'
@@ -140,16 +140,6 @@ async function joinOverSse (fake: Awaited<ReturnType<typeof overSse>>, room: str
   const stream = await fake.server.stream(n)
   stream.event('stream:ready', { connectionId: `sse-${n}`, rooms: stream.rooms, ...(recovered === undefined ? {} : { recovered }) })
   return { ack: await join, stream }
-}
-
-async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof KeelClientError) return err
-    throw err
-  }
-  throw new Error('expected a rejection')
 }
 
 t.test('a WebSocket that does not open while the server answers 426: the client falls back to SSE', async (t) => {

@@ -7,7 +7,7 @@ import type { ConnectionOptions } from 'node:tls'
 import ts from 'typescript'
 import { Agent } from 'undici'
 import WebSocket, { type ClientOptions } from 'ws'
-import { KeelClient, type FetchLike, type KeelClientOptions, type KeelEventName, type KeelEvents, type WebSocketLike } from '../../client/keel-client.ts'
+import { KeelClient, KeelClientError, type FetchLike, type KeelClientOptions, type KeelEventName, type KeelEvents, type WebSocketLike } from '../../client/keel-client.ts'
 import { ROOT, tempDir } from './app.ts'
 import type { WsTarget } from './ws.ts'
 import { testToken } from './tokens.ts'
@@ -114,4 +114,15 @@ export function nodeSocket (agent: Agent, headers: Record<string, string> = {}, 
     opened.push(socket)
     return socket
   }
+}
+
+/** The KeelClientError a promise rejects with; fails the test when it resolves or rejects with anything else. */
+export async function rejection (promise: Promise<unknown>): Promise<KeelClientError> {
+  try {
+    await promise
+  } catch (err) {
+    if (err instanceof KeelClientError) return err
+    throw err
+  }
+  throw new Error('expected a rejection')
 }
