@@ -89,12 +89,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // Real-time: the room hub and its API (admission, room policies, feeds), then its transports, /ws and
   // /sse, and POST /events, the same events over HTTP for a client that has only an SSE stream.
   const streamOrigins = { allowedOrigins: config.cors.origins, tls: config.tls.enabled }
-  const eventsDir = `${import.meta.dirname}/realtime/protocol/events`
   await typed.register(realtime, { ws: config.ws })
   await typed.register(webSocketServer, webSocketServerOptions(config.ws))
-  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir })
+  await typed.register(webSocketTransport, { ...streamOrigins, ws: config.ws, eventsDir: `${import.meta.dirname}/realtime/protocol/events` })
   await typed.register(sseTransport, { ...streamOrigins, sse: config.sse })
-  await typed.register(httpEvents, { ws: config.ws, eventsDir })
+  // The same event definitions as /ws, as that transport loaded them.
+  await typed.register(httpEvents, { ws: config.ws })
   // Their AsyncAPI document (/docs/asyncapi.json), from the events, pushes, feeds and room policies loaded.
   await typed.register(asyncApiDocs, { tls: config.tls.enabled })
 

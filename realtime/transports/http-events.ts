@@ -16,15 +16,13 @@ import type { AuthUser } from '../../auth/access-token.ts'
 import type { Config } from '../../core/config.ts'
 import { AppError, ErrorCode, type FieldError } from '../../core/errors.ts'
 import type { JoinResult, PresenceSnapshot, PublishOptions, RoomHub } from '../hub/room-hub.ts'
-import { EventRouter, loadEventDirectory, type EventDefinition, type RouterSession } from '../protocol/event-router.ts'
+import { EventRouter, type EventDefinition, type RouterSession } from '../protocol/event-router.ts'
 import { TokenBucket } from '../protocol/token-bucket.ts'
 import { streamEvent, type SseStream } from './sse-stream.ts'
 
 export interface HttpEventsOptions {
   /** The message budget (WS_MESSAGE_RATE, WS_MESSAGE_BURST) and the body limit (WS_MAX_PAYLOAD_BYTES). */
   ws: Config['ws']
-  /** The directory whose files each define one event: the one the WebSocket transport loads. */
-  eventsDir: string
 }
 
 const Envelope = Type.Object({
@@ -129,7 +127,7 @@ function refusalOf (text: string, throughStream: boolean): AppError {
 
 async function httpEvents (fastify: FastifyInstance, options: HttpEventsOptions): Promise<void> {
   const { messageRate, messageBurst, maxPayloadBytes } = options.ws
-  const router = new EventRouter(keepingResults(await loadEventDirectory(options.eventsDir)), {
+  const router = new EventRouter(keepingResults(fastify.webSockets.definitions), {
     onHandlerError: (err, event) => fastify.log.error({ err, event }, 'event handler failed (POST /events)')
   })
   const budgets = new WeakMap<SseStream, TokenBucket>()
@@ -179,4 +177,4 @@ async function httpEvents (fastify: FastifyInstance, options: HttpEventsOptions)
   })
 }
 
-export default fp(httpEvents, { name: 'keel-http-events', dependencies: ['keel-realtime', 'keel-auth', 'keel-sse'] })
+export default fp(httpEvents, { name: 'keel-http-events', dependencies: ['keel-realtime', 'keel-auth', 'keel-sse', 'keel-websocket'] })

@@ -19,7 +19,7 @@ import { acceptWebSocketsOverHttp2 } from './ws-h2.ts'
 export interface WebSocketTransport {
   /** The events clients may send. */
   readonly events: string[]
-  /** Their definitions, as loaded from the events directory (sorted by file name): what the AsyncAPI document shows. */
+  /** Their definitions, as loaded from the events directory (sorted by file name): what POST /events runs and the AsyncAPI document shows. */
   readonly definitions: readonly EventDefinition[]
   /** Open connections on this instance. */
   readonly size: number
